@@ -1,0 +1,130 @@
+/**
+ * REST calls to the supervisor (`{baseUrl}supervisor/...`). ServerConnection
+ * adds the base URL, token and XSRF header exactly as for JupyterLab's own
+ * requests, so whatever auth the server uses just works.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+import { IActiveSession } from './model';
+
+/** A failed supervisor request; `message` is the server's text for users. */
+export class SupervisorError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code?: unknown,
+    readonly details?: unknown
+  ) {
+    super(message);
+    this.name = 'SupervisorError';
+  }
+}
+
+export interface IQueueEntry {
+  msg_id: string;
+  code: string;
+  queued_at?: number;
+}
+
+export interface IQueueResponse {
+  active: IQueueEntry | null;
+  pending: IQueueEntry[];
+  length: number;
+}
+
+export class SupervisorClient {
+  constructor(settings?: ServerConnection.ISettings) {
+    this.settings = settings ?? ServerConnection.makeSettings();
+  }
+
+  readonly settings: ServerConnection.ISettings;
+
+  /** ws(s):// URL of the events socket, with `?token=` when there is one. */
+  eventsUrl(): string {
+    const url = URLExt.join(this.settings.wsUrl, 'supervisor', 'events');
+    const token = this.settings.token;
+    return token ? `${url}?token=${encodeURIComponent(token)}` : url;
+  }
+
+  async listSessions(): Promise<IActiveSession[]> {
+    const body = await this._request<{ sessions: IActiveSession[] }>(
+      ['sessions'],
+      { method: 'GET' }
+    );
+    return body.sessions ?? [];
+  }
+
+  interrupt(sessionId: string): Promise<unknown> {
+    return this._request(['sessions', sessionId, 'interrupt'], {
+      method: 'POST'
+    });
+  }
+
+  restart(sessionId: string): Promise<unknown> {
+    return this._request(['sessions', sessionId, 'restart'], {
+      method: 'POST',
+      body: '{}'
+    });
+  }
+
+  kill(sessionId: string): Promise<unknown> {
+    return this._request(['sessions', sessionId, 'kill'], { method: 'POST' });
+  }
+
+  /** Shut the kernel down and remove the session. */
+  shutdown(sessionId: string): Promise<unknown> {
+    return this._request(['sessions', sessionId], { method: 'DELETE' }, '?force=true');
+  }
+
+  getQueue(sessionId: string): Promise<IQueueResponse> {
+    return this._request<IQueueResponse>(['sessions', sessionId, 'queue'], {
+      method: 'GET'
+    });
+  }
+
+  /** Cancel one pending request (404: not pending, 409: already running). */
+  cancelQueued(sessionId: string, msgId: string): Promise<unknown> {
+    return this._request(['sessions', sessionId, 'queue', msgId], {
+      method: 'DELETE'
+    });
+  }
+
+  private async _request<T = unknown>(
+    parts: string[],
+    init: RequestInit,
+    query = ''
+  ): Promise<T> {
+    const url =
+      URLExt.join(
+        this.settings.baseUrl,
+        'supervisor',
+        ...parts.map(encodeURIComponent)
+      ) + query;
+    if (init.body !== undefined) {
+      init = {
+        ...init,
+        headers: { 'Content-Type': 'application/json', ...init.headers }
+      };
+    }
+    // Throws ServerConnection.NetworkError when the server is unreachable.
+    const response = await ServerConnection.makeRequest(url, init, this.settings);
+    const text = await response.text();
+    let body: any = undefined;
+    if (text) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+    }
+    if (!response.ok) {
+      const message =
+        body && typeof body.message === 'string' && body.message
+          ? body.message
+          : `${response.status} ${response.statusText || 'request failed'}`;
+      throw new SupervisorError(message, response.status, body?.code, body?.details);
+    }
+    return body as T;
+  }
+}

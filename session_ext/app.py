@@ -1,0 +1,212 @@
+"""The jupyter_server extension: configuration traits, routes, start and stop.
+
+Loaded into any jupyter_server (``jupyter lab``, ``jupyter server``), or run headless as
+``jupyter session-ext`` (like kernel_gateway), the standalone supervisor.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+
+from jupyter_core.paths import jupyter_runtime_dir
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
+from tornado.ioloop import IOLoop
+from traitlets import Bool, Enum, Float, Int, Unicode, default
+
+from . import __version__
+from .events import EventBus
+from .handlers import rest, websocket
+from .models import SupervisorConfig
+from .supervisor import Supervisor
+
+SESSION = r"(?P<session_id>[^/]+)"
+
+
+class SessionExtApp(ExtensionApp):
+    """A kernel supervisor in jupyter_server, with Kallichore's API."""
+
+    name = "session_ext"
+    description = "A kernel supervisor for jupyter_server with a Kallichore-compatible API"
+    version = __version__
+    load_other_extensions = False  # `jupyter session-ext` runs just the supervisor
+    open_browser = False
+    aliases = {"connection-file": "SessionExtApp.connection_file"}
+
+    # Set by launch_instance: this process is the standalone `jupyter session-ext`.
+    standalone = False
+
+    api_prefix = Unicode(
+        "supervisor", config=True, help="Path under the server's base_url where the API lives."
+    )
+    db_path = Unicode(
+        config=True,
+        help="SQLite file where sessions are persisted (':memory:' turns persistence off). "
+        "Default: session_ext.db in the Jupyter runtime directory.",
+    )
+
+    @default("db_path")
+    def _default_db_path(self):
+        return os.path.join(jupyter_runtime_dir(), "session_ext.db")
+
+    keep_kernels_on_shutdown = Bool(
+        config=True,
+        help="Durable mode: kernels outlive the server process and are re-adopted when it "
+        "starts again. Default: on for `jupyter session-ext`, off inside another app.",
+    )
+
+    @default("keep_kernels_on_shutdown")
+    def _default_keep_kernels(self):
+        return self.standalone
+
+    connection_file = Unicode(
+        "",
+        config=True,
+        help="Write a Kallichore-style connection file here once the server listens.",
+    )
+    buffer_max_messages = Int(
+        10_000, config=True, help="Messages kept for a session while no client is attached."
+    )
+    buffer_max_bytes = Int(
+        64 * 1024 * 1024, config=True, help="Bytes kept for a session while no client is attached."
+    )
+    heartbeat_interval = Float(2.0, config=True, help="Seconds between kernel heartbeat pings.")
+    heartbeat_timeout = Float(
+        5.0, config=True, help="Seconds without a heartbeat answer before a session is offline."
+    )
+    shutdown_wait = Float(
+        5.0,
+        config=True,
+        help="Seconds a shutdown or restart waits for the kernel to exit before killing it.",
+    )
+    resource_sample_interval_ms = Int(
+        1000, config=True, help="Milliseconds between resource usage samples (0 = off)."
+    )
+    cull_idle_timeout = Float(
+        0, config=True, help="Shut down sessions idle for this many seconds (0 = never)."
+    )
+    cull_busy_timeout = Float(
+        0, config=True, help="Shut down sessions busy for this many seconds (0 = never)."
+    )
+    cull_connected = Bool(
+        False, config=True, help="Also cull sessions that have a client attached."
+    )
+    idle_shutdown_hours = Int(
+        -1,
+        config=True,
+        help="Standalone only: stop the server after this many hours with no busy or "
+        "connected session and no live heartbeat client (-1 = never).",
+    )
+    max_sessions = Int(0, config=True, help="Most sessions at once (0 = unlimited).")
+    allow_argv = Enum(
+        ["any", "kernelspecs-only"],
+        "any",
+        config=True,
+        help="Which argv a NewSession may run: any program, or only installed kernelspecs.",
+    )
+    history_size = Int(1000, config=True, help="Execution history entries kept per session.")
+
+    @classmethod
+    def launch_instance(cls, argv=None, **kwargs):
+        cls.standalone = True
+        super().launch_instance(argv=argv, **kwargs)
+
+    def supervisor_config(self) -> SupervisorConfig:
+        server = self.serverapp
+        return SupervisorConfig(
+            runtime_dir=server.runtime_dir,
+            server_root=os.path.abspath(os.path.expanduser(server.root_dir)),
+            username=getpass.getuser(),
+            keep_kernels_on_shutdown=self.keep_kernels_on_shutdown,
+            buffer_max_messages=self.buffer_max_messages,
+            buffer_max_bytes=self.buffer_max_bytes,
+            heartbeat_interval=self.heartbeat_interval,
+            heartbeat_timeout=self.heartbeat_timeout,
+            shutdown_wait=self.shutdown_wait,
+            history_size=self.history_size,
+            max_sessions=self.max_sessions,
+            allow_argv=self.allow_argv,
+            resource_sample_interval_ms=self.resource_sample_interval_ms,
+            idle_shutdown_hours=self.idle_shutdown_hours,
+            cull_idle_timeout=self.cull_idle_timeout,
+            cull_busy_timeout=self.cull_busy_timeout,
+            cull_connected=self.cull_connected,
+            secrets=tuple(t for t in (server.identity_provider.token,) if t),
+        )
+
+    def initialize_settings(self):
+        self.events = EventBus()
+        self.supervisor = Supervisor(
+            self.supervisor_config(), self.serverapp.kernel_manager, self.events
+        )
+        IOLoop.current().add_callback(self._on_server_started)
+
+    def initialize_handlers(self):
+        prefix = url_path_join("/", self.api_prefix)
+        session = url_path_join(prefix, "sessions", SESSION)
+        routes = [
+            ("status", rest.StatusHandler),
+            ("sessions", rest.SessionsHandler),
+            ("shutdown", rest.ShutdownHandler),
+            ("client_heartbeat", rest.ClientHeartbeatHandler),
+            ("server_configuration", rest.ServerConfigurationHandler),
+            ("openapi.yaml", rest.OpenAPIHandler),
+            ("events", websocket.EventsHandler),
+        ]
+        session_routes = [
+            ("", rest.SessionHandler),
+            ("start", rest.StartHandler),
+            ("restart", rest.RestartHandler),
+            ("interrupt", rest.InterruptHandler),
+            ("kill", rest.KillHandler),
+            ("adopt", rest.AdoptHandler),
+            ("connection_info", rest.ConnectionInfoHandler),
+            ("execute", rest.ExecuteHandler),
+            ("history", rest.HistoryHandler),
+            ("queue", rest.QueueHandler),
+            ("queue/(?P<msg_id>[^/]+)", rest.QueuedRequestHandler),
+            ("channels", websocket.ChannelsHandler),
+        ]
+        self.handlers.extend((url_path_join(prefix, path), h) for path, h in routes)
+        self.handlers.extend(
+            (url_path_join(session, path) if path else session, h) for path, h in session_routes
+        )
+        self.handlers.append((url_path_join(prefix, "(.*)"), rest.NotFoundHandler))
+
+    async def _on_server_started(self):
+        """Runs once the IOLoop is running (the server is listening)."""
+        self.supervisor.start()
+        if self.connection_file:
+            self.write_connection_file(self.connection_file)
+
+    def write_connection_file(self, path: str) -> None:
+        server = self.serverapp
+        base_path = url_path_join(server.base_url, self.api_prefix)
+        info = {
+            "base_path": base_path,
+            "server_pid": os.getpid(),
+            "bearer_token": server.identity_provider.token,
+            "log_path": getattr(server, "log_file", None) or None,
+        }
+        if server.sock:
+            info.update(socket_path=server.sock, transport="socket")
+        else:
+            info.update(port=server.port, transport="tcp")
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(info, f)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+
+    def shutdown_requested(self) -> None:
+        """POST /shutdown: the kernels are down; the standalone server stops too."""
+        if self.standalone:
+            IOLoop.current().call_later(0.1, self.serverapp.stop)
+
+    async def stop_extension(self):
+        await self.supervisor.stop(keep_kernels=self.keep_kernels_on_shutdown)
+
+
+main = launch_new_instance = SessionExtApp.launch_instance

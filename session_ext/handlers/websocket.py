@@ -1,0 +1,91 @@
+"""The two websockets: a session's channels, and the server-wide events stream."""
+
+from __future__ import annotations
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import ws_authenticated
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
+from tornado import web
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from ..messages import KernelMessage, kernel_event
+from .base import SupervisorHandler
+
+
+class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, JupyterHandler):
+    """Authenticated like jupyter_server's kernel websocket: token or cookie, then the
+    authorizer's ``action`` on ``kernels``."""
+
+    action = "execute"
+
+    def set_default_headers(self):
+        """No JupyterHandler headers on a websocket upgrade."""
+
+    async def authorize(self) -> None:
+        allowed = await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, self.action, self.auth_resource)
+        )
+        if not allowed:
+            raise web.HTTPError(403, "Not authorized to %s on %s", self.action, self.auth_resource)
+
+    def send_frame(self, frame: bytes | str) -> None:
+        if self.ws_connection is None or self.ws_connection.is_closing():
+            return
+        try:
+            self.write_message(frame)
+        except WebSocketClosedError:
+            pass
+
+
+class ChannelsHandler(SupervisorWebsocket):
+    """``/sessions/{id}/channels``: Jupyter messages to and from the session's kernel, in
+    Kallichore's envelope. This handler is a client of the session (see channels.py)."""
+
+    @ws_authenticated
+    async def get(self, session_id):
+        await self.authorize()
+        self.session = self.supervisor.get(session_id)  # 404 before the upgrade
+        self.exclusive = self.get_argument("exclusive", "false").lower() in ("1", "true")
+        await super().get(session_id)
+
+    def open(self, session_id):
+        super().open()
+        self.session.attach(self, self.exclusive)
+
+    def on_message(self, message):
+        self.session.handle_client_frame(self, message)
+
+    def on_close(self):
+        super().on_close()
+        self.session.detach(self)
+
+    # The session's Client protocol.
+    def deliver(self, msg: KernelMessage) -> None:
+        self.send_frame(msg.frame)
+
+    def close_displaced(self, reason: str) -> None:
+        self.send_frame(kernel_event(clientDisconnected=reason))
+        self.close(1000, "displaced by another client")
+
+
+class EventsHandler(SupervisorWebsocket):
+    """``/events``: a snapshot of every session, then live session events."""
+
+    action = "read"
+
+    @ws_authenticated
+    async def get(self):
+        await self.authorize()
+        await super().get()
+
+    def open(self):
+        super().open()
+        self.supervisor.events.subscribe(self.send_frame, self.supervisor.snapshot())
+
+    def on_message(self, message):
+        """Nothing to receive; the stream is one-way."""
+
+    def on_close(self):
+        super().on_close()
+        self.supervisor.events.unsubscribe(self.send_frame)

@@ -1,0 +1,225 @@
+"""The registry of ActiveSessions: create, list, get, delete; server status; the periodic
+tick that notices exits; the bridge from session changes to the events stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+from . import __version__
+from .events import EventBus
+from .kernel import load_kernelspec
+from .models import (
+    SESSION_EXISTS,
+    SESSION_RUNNING,
+    TOO_MANY_SESSIONS,
+    SessionSpec,
+    SupervisorConfig,
+    SupervisorError,
+    bad_request,
+    get_enum,
+    get_number,
+    not_found,
+    parse_new_session,
+    require_object,
+)
+from .session import ActiveSession, rfc3339
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.25
+LOG_LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+class Supervisor:
+    def __init__(self, config: SupervisorConfig, kernel_manager: Any, events: EventBus):
+        self.config = config
+        self.kernel_manager = kernel_manager
+        self.events = events
+        self.sessions: dict[str, ActiveSession] = {}
+        self.started = time.time()
+        self._tick_task: asyncio.Task | None = None
+        self.heartbeats: dict[int | None, float] = {}  # client process id -> last heartbeat
+
+    # --- registry ----------------------------------------------------------------------
+
+    def get(self, session_id: str) -> ActiveSession:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise not_found(session_id)
+        return session
+
+    def all_sessions(self) -> list[ActiveSession]:
+        return list(self.sessions.values())
+
+    def create(self, body: Any) -> ActiveSession:
+        fields, kernel_name = parse_new_session(
+            body,
+            {"username": self.config.username, "working_directory": self.config.server_root},
+        )
+        if fields["session_id"] in self.sessions:
+            raise SupervisorError(
+                400, SESSION_EXISTS, f"Session {fields['session_id']!r} already exists"
+            )
+        if self.config.max_sessions and len(self.sessions) >= self.config.max_sessions:
+            raise SupervisorError(
+                409,
+                TOO_MANY_SESSIONS,
+                f"The server allows at most {self.config.max_sessions} sessions; "
+                "delete one first",
+            )
+        self._apply_kernelspec_defaults(fields, kernel_name)
+        for name in ("display_name", "language"):
+            if fields[name] is None:
+                raise bad_request(f"Field '{name}' is required when 'argv' is given")
+        session = ActiveSession(SessionSpec(**fields), self.config, self.kernel_manager, self)
+        self.sessions[session.session_id] = session
+        self.events.publish({"event": "session_created", "session": session.to_json(50)})
+        return session
+
+    def _apply_kernelspec_defaults(self, fields: dict[str, Any], kernel_name: str | None) -> None:
+        if kernel_name is None and fields["argv"] is None:
+            kernel_name = fields["kernel_name"] = self.kernel_manager.default_kernel_name
+        if kernel_name is not None:
+            spec = load_kernelspec(self.kernel_manager.kernel_spec_manager, kernel_name)
+            fields["argv"] = fields["argv"] or list(spec.argv)
+            fields["language"] = fields["language"] or spec.language
+            fields["display_name"] = fields["display_name"] or spec.display_name
+            fields["interrupt_mode"] = fields["interrupt_mode"] or spec.interrupt_mode
+        elif self.config.allow_argv == "kernelspecs-only" and not self._argv_of_a_kernelspec(
+            fields["argv"]
+        ):
+            raise SupervisorError(
+                403,
+                "forbidden",
+                "This server only runs installed kernelspecs: give 'kernel_name', or the argv "
+                "of an installed kernelspec",
+            )
+        fields["interrupt_mode"] = fields["interrupt_mode"] or "signal"
+
+    def _argv_of_a_kernelspec(self, argv: list[str]) -> bool:
+        ksm = self.kernel_manager.kernel_spec_manager
+        for name in ksm.find_kernel_specs():
+            try:
+                if ksm.get_kernel_spec(name).argv == argv:
+                    return True
+            except Exception:
+                continue
+        return False
+
+    async def delete(self, session_id: str, force: bool = False) -> None:
+        session = self.get(session_id)
+        if session.is_running:
+            if not force:
+                raise SupervisorError(
+                    400,
+                    SESSION_RUNNING,
+                    f"Session {session_id!r} is running; shut it down first or use ?force=true",
+                )
+            await session.shutdown("deleted")
+        if self.sessions.pop(session_id, None) is not None:
+            self.events.session_deleted(session_id)
+
+    # --- server ------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        sessions = self.all_sessions()
+        busy = [s for s in sessions if s.status == "busy"]
+        active = [s for s in sessions if s.is_running]
+        return {
+            "sessions": len(sessions),
+            "active": len(active),
+            "busy": bool(busy),
+            "idle_seconds": 0 if busy else min((s.idle_seconds for s in active), default=0),
+            "busy_seconds": max((s.busy_seconds for s in busy), default=0),
+            "uptime_seconds": int(time.time() - self.started),
+            "version": __version__,
+            "process_id": os.getpid(),
+            "started": rfc3339(self.started),
+        }
+
+    def client_heartbeat(self, process_id: int | None) -> None:
+        """A client says it is alive (Kallichore's idle shutdown waits for live clients)."""
+        self.heartbeats[process_id] = time.monotonic()
+
+    def server_configuration(self) -> dict[str, Any]:
+        return {
+            "idle_shutdown_hours": self.config.idle_shutdown_hours,
+            "resource_sample_interval_ms": self.config.resource_sample_interval_ms,
+            "log_level": self.config.log_level,
+        }
+
+    def update_server_configuration(self, body: Any) -> None:
+        body = require_object(body)
+        hours = get_number(body, "idle_shutdown_hours", None, minimum=-1)
+        if hours is not None and (hours > 65535 or hours != int(hours)):
+            raise bad_request("Field 'idle_shutdown_hours' must be an integer from -1 to 65535")
+        interval = get_number(body, "resource_sample_interval_ms", None, minimum=0)
+        if interval is not None and interval != int(interval):
+            raise bad_request("Field 'resource_sample_interval_ms' must be an integer")
+        level = get_enum(body, "log_level", tuple(LOG_LEVELS), None)
+        if hours is not None:
+            self.config.idle_shutdown_hours = int(hours)
+        if interval is not None:
+            self.config.resource_sample_interval_ms = int(interval)
+        if level is not None:
+            self.config.log_level = level
+            logging.getLogger("session_ext").setLevel(LOG_LEVELS[level])
+
+    def start(self) -> None:
+        self._tick_task = asyncio.ensure_future(self._tick())
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            for session in list(self.sessions.values()):
+                try:
+                    await session.check_alive()
+                except Exception:
+                    log.exception("Checking session %s", session.session_id)
+
+    async def shutdown_all(self) -> None:
+        """Shut every kernel down (POST /shutdown, or the server stopping)."""
+        await asyncio.gather(
+            *(s.shutdown("server shutdown") for s in self.all_sessions()), return_exceptions=True
+        )
+
+    async def stop(self, keep_kernels: bool) -> None:
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            self._tick_task = None
+        if keep_kernels:
+            await asyncio.gather(*(s.detach_kernel() for s in self.all_sessions()), return_exceptions=True)
+        else:
+            await self.shutdown_all()
+
+    # --- SessionListener ---------------------------------------------------------------
+
+    def session_status(self, session: ActiveSession) -> None:
+        self.events.publish(
+            {
+                "event": "status",
+                "session_id": session.session_id,
+                "status": session.status,
+                "reason": session.reason,
+                "timestamp": session.status_timestamp,
+            }
+        )
+
+    def session_queue(self, session: ActiveSession) -> None:
+        self.events.queue_changed(session)
+
+    def session_updated(self, session: ActiveSession) -> None:
+        self.events.session_updated(session)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [s.to_json(50) for s in self.all_sessions()]
