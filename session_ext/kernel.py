@@ -39,6 +39,10 @@ def load_kernelspec(kernel_spec_manager: Any, name: str) -> KernelSpec:
 
 def check_program(argv: list[str], env: dict[str, str], cwd: str) -> None:
     """argv[0] must be an executable file or found on PATH (Kallichore's KS-19)."""
+    if not argv:
+        raise SupervisorError(
+            400, KERNEL_PATH_NOT_FOUND, "The session has no argv to start (adopt a kernel instead)"
+        )
     program = argv[0]
     if os.sep in program:
         path = program if os.path.isabs(program) else os.path.join(cwd, program)
@@ -181,11 +185,11 @@ class KernelConnection:
         return receive
 
     def send(self, channel: str, msg: dict[str, Any]) -> None:
-        self.session.send(
-            self.streams[channel],
-            msg,
-            buffers=msg.get("buffers") or None,
-        )
+        """Sign and send; unlike Session.send this leaves ``msg`` as it was (it is queued
+        and shown in ``execution_queue``)."""
+        frames = self.session.serialize(msg)
+        frames.extend(msg.get("buffers") or ())
+        self.streams[channel].send_multipart(frames, copy=False)
 
     def start_heartbeat(
         self,

@@ -180,6 +180,7 @@ def parse_client_frame(data: str | bytes, session: Session) -> dict[str, Any]:
 def make_message(session: Session, channel: str, msg_type: str, content: dict, **kw: Any) -> dict:
     """A new Jupyter message of the supervisor's own (kernel_info at start, REST execute)."""
     msg = session.msg(msg_type, content=content, **kw)
+    msg["header"]["date"] = msg["header"]["date"].isoformat()  # JSON, like a client's
     msg["channel"] = channel
     msg["buffers"] = []
     return msg

@@ -158,18 +158,16 @@ def get_env_actions(body: dict, name: str = "env") -> list[dict[str, str]] | Non
     for i, item in enumerate(value):
         where = f"{name}[{i}]"
         item = require_object(item, f"field '{where}'")
-        actions.append(
-            {
-                "action": get_enum(item, "action", ENV_ACTIONS, None) or _missing(where, "action"),
-                "name": get_str(item, "name") or _missing(where, "name"),
-                "value": _str_field(item, "value", where),
-            }
-        )
+        action = item.get("action")
+        if action not in ENV_ACTIONS:
+            raise bad_request(
+                f"Field '{where}.action' must be one of {', '.join(ENV_ACTIONS)}; got {action!r}"
+            )
+        name = _str_field(item, "name", where)
+        if not name:
+            raise bad_request(f"Field '{where}.name' must not be empty")
+        actions.append({"action": action, "name": name, "value": _str_field(item, "value", where)})
     return actions
-
-
-def _missing(where: str, key: str) -> str:
-    raise bad_request(f"Field '{where}.{key}' is required")
 
 
 def _str_field(item: dict, key: str, where: str) -> str:
@@ -246,8 +244,6 @@ def parse_new_session(body: Any, defaults: dict[str, Any]) -> tuple[dict[str, An
     session_id = validate_session_id(session_id) if session_id is not None else uuid.uuid4().hex
     kernel_name = get_str(body, "kernel_name")
     argv = get_str_list(body, "argv", None)
-    if argv is not None and kernel_name is None and not argv:
-        raise bad_request("Field 'argv' must not be empty (or give 'kernel_name')")
     metadata = body.get("metadata", {})
     if metadata is None:
         metadata = {}
