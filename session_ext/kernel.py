@@ -138,6 +138,11 @@ def unregister_kernel(multi_kernel_manager: Any, kernel_id: str) -> None:
     mkm._kernel_ports.pop(kernel_id, None)
 
 
+def local_process(km: Any) -> Any:
+    """The provisioner's Popen, when it has a local one (for the exit code)."""
+    return getattr(km.provisioner, "process", None) if km.provisioner is not None else None
+
+
 def local_pid(km: Any) -> int | None:
     """The kernel's local process id, when its provisioner has one (not for remote ones)."""
     pid = getattr(km.provisioner, "pid", None) if km.provisioner is not None else None

@@ -413,6 +413,7 @@ class ActiveSession:
 
     async def _stop_kernel(self, now: bool, reason: str) -> None:
         km = self.km
+        process = kernels.local_process(km) if km is not None else None
         if km is not None and km.has_kernel:
             try:
                 await km.shutdown_kernel(now=now)
@@ -421,10 +422,7 @@ class ActiveSession:
         elif km is not None and not now:
             # An adopted kernel: ask it to exit.
             self._send_control("shutdown_request", {"restart": False})
-        code = None
-        if km is not None and km.has_kernel:
-            code = await km.provisioner.poll()
-        self._on_exited(code, reason)
+        self._on_exited(process.returncode if process is not None else None, reason)
 
     async def check_alive(self) -> None:
         """Called about every 250 ms: notice a kernel process that has gone."""
@@ -587,6 +585,8 @@ class ActiveSession:
             observer = self._iopub_observers.get(parent_id) if self._iopub_observers else None
             if observer is not None:
                 observer.deliver(msg)
+                if self.status == "starting":
+                    return  # the supervisor's own startup handshake: not the clients' business
             self.hub.broadcast(msg.frame)
             msg_type = msg.msg_type
             if msg_type == "status":

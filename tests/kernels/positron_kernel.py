@@ -13,4 +13,8 @@ class PositronPromptKernel(IPythonKernel):
 
 
 if __name__ == "__main__":
+    import sys
+
+    # Straight to the process's stderr (not a Jupyter message): the supervisor's `output`.
+    print("positron kernel starting", file=sys.stderr, flush=True)
     IPKernelApp.launch_instance(kernel_class=PositronPromptKernel)

@@ -1,0 +1,207 @@
+"""The channels websocket: envelope, both client orders, several clients, buffering, stdin."""
+
+import asyncio
+import os
+import sys
+import uuid
+
+from .helpers import execute_request, is_status, stream_text
+
+KERNELS_DIR = os.path.join(os.path.dirname(__file__), "kernels")
+
+
+def kernel_event(name):
+    return lambda m: m.get("kind") == "kernel" and name in m
+
+
+async def test_connect_then_start_sees_starting_idle_and_process_output(api):
+    argv = [sys.executable, os.path.join(KERNELS_DIR, "positron_kernel.py"), "-f", "{connection_file}"]
+    session_id = await api.create(argv=argv, display_name="P", language="python")
+    ws = await api.channels(session_id)
+    assert (await api.session(session_id))["connected"] is True
+    await api.ok("POST", f"sessions/{session_id}/start", timeout=60)
+    starting = await ws.until(kernel_event("status"))
+    assert starting["status"]["status"] == "starting"
+    idle = await ws.until(kernel_event("status"))
+    assert idle["status"]["status"] == "idle"
+    outputs = [m["output"] for m in ws.received if kernel_event("output")(m)]
+    assert ["stderr", "positron kernel starting\n"] in outputs
+    # the supervisor's own startup kernel_info is not shown to clients
+    assert not any(m.get("channel") == "iopub" and m["header"]["msg_type"] == "status" for m in ws.received)
+    ws.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_start_then_connect_and_execute(api):
+    session_id = await api.started()
+    ws = await api.channels(session_id)
+    msg_id = ws.execute("print('hello')")
+    reply = await ws.reply_to(msg_id)
+    assert reply["kind"] == "jupyter" and reply["content"]["status"] == "ok"
+    assert {"msg_id", "msg_type", "session", "username", "date", "version"} <= set(reply["header"])
+    await ws.idle_of(msg_id)
+    assert stream_text(ws.received, msg_id) == "hello\n"
+    busy = [m for m in ws.received if kernel_event("status")(m) and m["status"]["status"] == "busy"]
+    assert busy and busy[0]["status"]["reason"] == "execute_request"
+    ws.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_two_clients_share_iopub_and_get_their_own_replies(api):
+    session_id = await api.started()
+    a = await api.channels(session_id)
+    b = await api.channels(session_id)
+    msg_id = a.execute("print('both')")
+    await a.reply_to(msg_id)
+    await a.idle_of(msg_id)
+    await b.idle_of(msg_id)
+    assert stream_text(b.received, msg_id) == "both\n"
+    kernel_info = {"kind": "jupyter", "channel": "shell", "header": {"msg_id": "ki-b", "msg_type": "kernel_info_request"},
+                   "parent_header": {}, "metadata": {}, "content": {}}
+    b.send(kernel_info)
+    await b.reply_to("ki-b")
+    await b.idle_of("ki-b")
+    await a.idle_of("ki-b")  # a sees b's iopub...
+    replies_to_a = [m for m in a.received if m.get("channel") == "shell"]
+    assert [m["parent_header"]["msg_id"] for m in replies_to_a] == [msg_id]  # ...not b's reply
+    a.close()
+    await asyncio.sleep(0.1)
+    assert (await api.session(session_id))["connected"] is True
+    b.close()
+    for _ in range(50):
+        if not (await api.session(session_id))["connected"]:
+            break
+        await asyncio.sleep(0.05)
+    assert (await api.session(session_id))["connected"] is False
+    await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_exclusive_client_displaces_the_others(api):
+    session_id = await api.started()
+    first = await api.channels(session_id)
+    second = await api.channels(session_id, exclusive="true")
+    displaced = await first.until(kernel_event("clientDisconnected"))
+    assert "Another client" in displaced["clientDisconnected"]
+    assert await first.recv() is None  # closed
+    msg_id = second.execute("1")
+    await second.reply_to(msg_id)
+    second.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_invalid_frames_get_an_error_and_the_socket_stays_open(api):
+    session_id = await api.started()
+    ws = await api.channels(session_id)
+    for frame, word in [
+        ("not json", "JSON"),
+        ("[1, 2]", "object"),
+        ('{"header": {"msg_id": "x"}}', "msg_type"),
+        ('{"header": {"msg_type": "execute_request"}, "channel": "iopub"}', "channel"),
+        ('{"kind": "other", "header": {}}', "kind"),
+        ('{"header": {"msg_type": "kernel_info_request"}, "buffers": ["***"]}', "buffers"),
+    ]:
+        ws.conn.write_message(frame)
+        error = await ws.until(kernel_event("error"))
+        assert word in error["error"]["message"], (frame, error)
+        assert error["error"]["code"] == "bad_request"
+    msg_id = ws.execute("'still open'")
+    assert (await ws.reply_to(msg_id))["content"]["status"] == "ok"
+    ws.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_messages_for_a_stopped_kernel_are_refused_not_kept(api):
+    session_id = await api.create()
+    ws = await api.channels(session_id)
+    ws.execute("stale = True")
+    error = await ws.until(kernel_event("error"))
+    assert error["error"]["code"] == "KS-3"
+    await api.ok("POST", f"sessions/{session_id}/start", timeout=60)
+    reply = await api.execute(session_id, "print('stale' in globals())")
+    assert reply["output"][0]["text"] == "False\n"
+    # and after the kernel exits, too
+    await api.ok("POST", f"sessions/{session_id}/kill")
+    exited = await ws.until(kernel_event("exited"))
+    assert exited["exited"] is not None
+    ws.execute("stale = True")
+    assert (await ws.until(kernel_event("error")))["error"]["code"] == "KS-3"
+    ws.close()
+
+
+async def test_output_while_detached_is_replayed_in_order(api):
+    session_id = await api.started()
+    ws = await api.channels(session_id)
+    msg_id = ws.execute("import time\nfor i in range(5):\n    print(i, flush=True)\n    time.sleep(0.1)")
+    await ws.until(lambda m: is_status(m, "busy", msg_id))
+    ws.close()
+    await api.wait_status(session_id, "idle")
+    await asyncio.sleep(0.2)
+    assert (await api.session(session_id))["connected"] is False
+    again = await api.channels(session_id)
+    await again.reply_to(msg_id)
+    await again.idle_of(msg_id)
+    assert stream_text(ws.received + again.received, msg_id) == "0\n1\n2\n3\n4\n"
+    again.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_buffer_overflow_drops_the_oldest_and_says_so(api, supervisor):
+    supervisor.config.buffer_max_messages = 10
+    session_id = await api.started()
+    reply = await api.execute(session_id, "for i in range(30): print(i, flush=True)")
+    assert reply["status"] == "ok"
+    await asyncio.sleep(0.2)
+    ws = await api.channels(session_id)
+    first = await ws.recv()
+    assert first["kind"] == "kernel" and first["messagesDropped"] > 0
+    kept = [await ws.recv() for _ in range(10)]
+    kept = [m for m in kept if "output" not in m]  # the process's own stderr may come late
+    assert kept[-1] == {"kind": "kernel", "status": {"status": "idle", "reason": "execute_request"}}
+    assert is_status(kept[-2], "idle")  # the newest ones were kept
+    ws.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_stdin_round_trip_and_waiting_input(api):
+    session_id = await api.started()
+    ws = await api.channels(session_id)
+    msg_id = ws.execute("name = input('who? '); print('hi', name)", allow_stdin=True)
+    request = await ws.until(lambda m: m.get("channel") == "stdin")
+    assert request["header"]["msg_type"] == "input_request"
+    assert request["content"]["prompt"] == "who? "
+    assert (await api.session(session_id))["waiting_input"] is True
+    ws.send({"channel": "stdin", "header": {"msg_id": uuid.uuid4().hex, "msg_type": "input_reply"},
+             "parent_header": request["header"], "content": {"value": "ada"}})
+    await ws.reply_to(msg_id)
+    await ws.idle_of(msg_id)
+    assert stream_text(ws.received, msg_id) == "hi ada\n"
+    assert (await api.session(session_id))["waiting_input"] is False
+    ws.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_working_directory_change_is_announced(api, tmp_path):
+    session_id = await api.started()
+    ws = await api.channels(session_id)
+    msg_id = ws.execute(f"import os; os.chdir({str(tmp_path)!r})")
+    changed = await ws.until(kernel_event("workingDirChanged"))
+    assert changed["workingDirChanged"] == str(tmp_path)
+    assert (await api.session(session_id))["working_directory"] == str(tmp_path)
+    ws.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_channels_of_unknown_session_and_without_token(api):
+    import tornado.httpclient
+
+    try:
+        await api.channels("nope")
+        raise AssertionError("connected to an unknown session")
+    except tornado.httpclient.HTTPClientError as e:
+        assert e.code == 404
+    session_id = await api.create()
+    try:
+        await api.ws(f"sessions/{session_id}/channels", headers={})
+        raise AssertionError("connected without a token")
+    except tornado.httpclient.HTTPClientError as e:
+        assert e.code in (401, 403)
