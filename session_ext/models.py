@@ -19,7 +19,7 @@ ENV_ACTIONS = ("replace", "append", "prepend")
 STATUSES = ("uninitialized", "starting", "ready", "idle", "busy", "offline", "exited")
 RUNNING_STATUSES = ("starting", "idle", "busy", "offline")
 
-SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{1,256}$")
+SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,256}")
 
 
 class SupervisorError(Exception):
@@ -178,7 +178,7 @@ def _str_field(item: dict, key: str, where: str) -> str:
 
 
 def validate_session_id(session_id: str) -> str:
-    if not SESSION_ID_PATTERN.match(session_id):
+    if not SESSION_ID_PATTERN.fullmatch(session_id):
         raise bad_request(
             "Field 'session_id' must be 1-256 characters of A-Z a-z 0-9 . _ ~ -",
             details=f"got {session_id!r}",

@@ -24,6 +24,7 @@ from .models import (
     EXITED_ABNORMALLY,
     INTERRUPT_FAILED,
     NO_CONNECTION_INFO,
+    NO_PROCESS,
     PROCESS_START_FAILED,
     RUNNING_STATUSES,
     SESSION_NOT_RUNNING,
@@ -35,6 +36,7 @@ from .models import (
     SupervisorConfig,
     SupervisorError,
     apply_env_actions,
+    bad_request,
 )
 from .output import ProcessOutput
 from .queue import ExecutionQueue, QueuedRequest, now_ms
@@ -258,6 +260,11 @@ class ActiveSession:
     async def kill(self) -> None:
         async with self._lifecycle:
             self._require_running()
+            if not self.km.has_kernel:
+                raise SupervisorError(
+                    400, NO_PROCESS, "An adopted kernel has no process of ours to kill; "
+                    "send it a shutdown_request"
+                )
             await self._stop_kernel(now=True, reason="killed")
 
     async def shutdown(self, reason: str = "shutdown") -> None:
@@ -376,6 +383,8 @@ class ActiveSession:
         raise StartupError(code, message, exit_code, output)
 
     def _kernel_ready(self, kernel_info: dict[str, Any]) -> None:
+        if self.output is not None:
+            self.output.poll()  # what the kernel printed while starting comes before `idle`
         self.kernel_info = kernel_info
         positron = (kernel_info.get("language_info") or {}).get("positron") or {}
         self.spec.input_prompt = positron.get("input_prompt", self.spec.input_prompt)
@@ -398,11 +407,14 @@ class ActiveSession:
                 raise SupervisorError(
                     400, SESSION_RUNNING, f"Session {self.session_id!r} is already running"
                 )
-            self._set_status("starting", "adopt")
             km = kernels.new_kernel_manager(
                 self.mkm, self.kernel_id, kernels.build_kernel_spec(self.spec, None), None
             )
-            km.load_connection_info(connection_info)
+            try:
+                km.load_connection_info(connection_info)
+            except Exception as e:
+                raise bad_request("Invalid connection info", details=str(e)) from None
+            self._set_status("starting", "adopt")
             self.km = km
             self.started = time.time()
             self.process_id = None
@@ -641,7 +653,10 @@ class ActiveSession:
     # --- REST execute ------------------------------------------------------------------
 
     async def execute(self, request: ExecuteRequest) -> dict[str, Any]:
-        self._require_running()
+        if not self.is_running:
+            raise SupervisorError(
+                409, SESSION_NOT_RUNNING, f"Session {self.session_id!r} is not running"
+            )
         content = {
             "code": request.code,
             "silent": request.silent,

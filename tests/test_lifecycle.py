@@ -58,6 +58,7 @@ async def test_post_creates_too_and_generates_an_id(api):
         ({"kernel_name": "python3", "argv": "python"}, "argv"),
         ({"kernel_name": "python3", "session_id": "has space"}, "session_id"),
         ({"kernel_name": "python3", "session_id": "x" * 257}, "session_id"),
+        ({"kernel_name": "python3", "session_id": "trailing\n"}, "session_id"),
         ({"kernel_name": "python3", "tags": [1]}, "tags"),
         ({"kernel_name": "python3", "connection_timeout": "soon"}, "connection_timeout"),
         ({"kernel_name": "python3", "working_directory": "/no/such/dir"}, "working_directory"),
@@ -313,6 +314,12 @@ async def test_adopt_a_kernel_started_elsewhere(api):
         assert reply["data"]["text/plain"] == str(km.provisioner.pid)
         r = await api.call("PUT", f"sessions/{session_id}/adopt", {"ip": 1})
         assert r.code == 400
+        r = await api.call("POST", f"sessions/{session_id}/kill")
+        assert r.code == 400 and r.json["code"] == "KS-12"
+        other = await api.create(argv=[], display_name="x", language="python")
+        r = await api.call("PUT", f"sessions/{other}/adopt", {**body, "transport": "bogus"})
+        assert r.code == 400 and "transport" in r.json["message"]
+        assert (await api.session(other))["status"] == "uninitialized"
     finally:
         await km.shutdown_kernel(now=True)
 

@@ -74,7 +74,11 @@ export class SupervisorClient {
 
   /** Shut the kernel down and remove the session. */
   shutdown(sessionId: string): Promise<unknown> {
-    return this._request(['sessions', sessionId], { method: 'DELETE' }, '?force=true');
+    return this._request(
+      ['sessions', sessionId],
+      { method: 'DELETE' },
+      '?force=true'
+    );
   }
 
   getQueue(sessionId: string): Promise<IQueueResponse> {
@@ -108,7 +112,11 @@ export class SupervisorClient {
       };
     }
     // Throws ServerConnection.NetworkError when the server is unreachable.
-    const response = await ServerConnection.makeRequest(url, init, this.settings);
+    const response = await ServerConnection.makeRequest(
+      url,
+      init,
+      this.settings
+    );
     const text = await response.text();
     let body: any = undefined;
     if (text) {
@@ -123,7 +131,12 @@ export class SupervisorClient {
         body && typeof body.message === 'string' && body.message
           ? body.message
           : `${response.status} ${response.statusText || 'request failed'}`;
-      throw new SupervisorError(message, response.status, body?.code, body?.details);
+      throw new SupervisorError(
+        message,
+        response.status,
+        body?.code,
+        body?.details
+      );
     }
     return body as T;
   }

@@ -25,7 +25,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'session-ext-labextension:plugin',
   description: 'Kernel Sessions panel and status bar item for session_ext.',
   autoStart: true,
-  optional: [ILabShell, ILayoutRestorer, INotebookTracker, IStatusBar, ICommandPalette],
+  optional: [
+    ILabShell,
+    ILayoutRestorer,
+    INotebookTracker,
+    IStatusBar,
+    ICommandPalette
+  ],
   activate: (
     app: JupyterFrontEnd,
     labShell: ILabShell | null,

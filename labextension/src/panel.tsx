@@ -118,7 +118,11 @@ export class SessionsPanel extends ReactWidget {
       try {
         await client[action](session.session_id);
       } catch (err) {
-        await showErrorMessage(`Could not ${action} the session`, messageOf(err));
+        // Not awaited: the button is usable again while the dialog shows.
+        void showErrorMessage(
+          `Could not ${action} the session`,
+          messageOf(err)
+        );
       }
     });
   }
@@ -128,7 +132,10 @@ export class SessionsPanel extends ReactWidget {
       try {
         await this._options.client.cancelQueued(session.session_id, msgId);
       } catch (err) {
-        await showErrorMessage('Could not cancel the queued cell', messageOf(err));
+        void showErrorMessage(
+          'Could not cancel the queued cell',
+          messageOf(err)
+        );
       }
     });
   }
@@ -151,13 +158,16 @@ export class SessionsPanel extends ReactWidget {
   private _handlers: ISessionHandlers = {
     action: (session, action) => void this._serverAction(session, action),
     cancel: (session, msgId) => void this._cancel(session, msgId),
-    open: path => void this._options.commands.execute('docmanager:open', { path }),
+    open: path =>
+      void this._options.commands.execute('docmanager:open', { path }),
     console: session =>
       void this._options.commands
         .execute('console:create', {
           kernelPreference: { id: session.kernel_id }
         })
-        .catch(err => showErrorMessage('Could not open a console', messageOf(err))),
+        .catch(err =>
+          showErrorMessage('Could not open a console', messageOf(err))
+        ),
     toggleQueue: sessionId => {
       if (!this._expanded.delete(sessionId)) {
         this._expanded.add(sessionId);
@@ -235,7 +245,11 @@ function SessionsView(props: ISessionsViewProps): JSX.Element {
       ) : (
         <ul className="jp-SessionExt-list">
           {entries.map(entry => (
-            <SessionItem key={entry.session.session_id} {...props} entry={entry} />
+            <SessionItem
+              key={entry.session.session_id}
+              {...props}
+              entry={entry}
+            />
           ))}
         </ul>
       )}

@@ -29,7 +29,8 @@ export class SessionStatusItem extends Widget {
     super();
     this._options = options;
     this.addClass('jp-SessionExt-statusItem');
-    this.node.title = 'Kernel session of this notebook (click for all sessions)';
+    this.node.title =
+      'Kernel session of this notebook (click for all sessions)';
     for (const span of [this._queue, this._time, this._memory]) {
       this.node.appendChild(span);
     }
@@ -120,7 +121,11 @@ export class SessionStatusItem extends Widget {
     const entry = this._entry;
     if (!entry) {
       this.node.removeAttribute('data-session-id');
-      this._queue.textContent = this._time.textContent = this._memory.textContent = '';
+      this.node.removeAttribute('data-status');
+      this._queue.textContent =
+        this._time.textContent =
+        this._memory.textContent =
+          '';
       return;
     }
     const s = entry.session;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -98,6 +99,10 @@ class AdoptHandler(SupervisorHandler, APIHandler):
             value = info.get(name)
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise bad_request(f"Field '{name}' must be a {kind.__name__}")
+        if info["transport"] not in ("tcp", "ipc"):
+            raise bad_request("Field 'transport' must be 'tcp' or 'ipc'")
+        if not info["signature_scheme"].startswith("hmac-"):
+            raise bad_request("Field 'signature_scheme' must be an hmac-* scheme")
         self.write_json(await session.adopt(info))
 
 
@@ -124,7 +129,7 @@ class HistoryHandler(SupervisorHandler, APIHandler):
         session = self.supervisor.get(session_id)
         limit = self.get_argument("limit", None)
         if limit is not None:
-            if not limit.isdigit() or int(limit) < 1:
+            if not re.fullmatch(r"[1-9][0-9]{0,8}", limit):
                 raise bad_request("Parameter 'limit' must be a positive integer")
             limit = int(limit)
         self.write_json(session.get_history(limit))
