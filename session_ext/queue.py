@@ -31,6 +31,7 @@ class QueuedRequest:
         "started_at",
         "reply_status",
         "idle_seen",
+        "interrupted_by_supervisor",
     )
 
     def __init__(self, msg: dict[str, Any], client: Any, source: str):
@@ -42,6 +43,8 @@ class QueuedRequest:
         self.started_at: int | None = None
         self.reply_status: str | None = None  # set when the execute_reply arrives
         self.idle_seen = False
+        # A REST timeout interrupted it: its KeyboardInterrupt must not abort the others.
+        self.interrupted_by_supervisor = False
 
     @property
     def code(self) -> str:
@@ -49,6 +52,8 @@ class QueuedRequest:
 
     @property
     def stop_on_error(self) -> bool:
+        if self.interrupted_by_supervisor:
+            return False
         return bool(self.msg.get("content", {}).get("stop_on_error", True))
 
     def summary(self, code_chars: int = 200) -> dict[str, Any]:

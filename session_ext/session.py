@@ -686,6 +686,7 @@ class ActiveSession:
         if msg_id in self.queue.pending:
             self.queue.cancel(msg_id)
         elif self.queue.active is not None and self.queue.active.msg_id == msg_id:
+            self.queue.active.interrupted_by_supervisor = True
             km = self.km
             if km is not None and km.has_kernel:
                 await km.interrupt_kernel()

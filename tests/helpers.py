@@ -70,6 +70,9 @@ class OpenAPI:
                 responses = operation["responses"]
                 response = responses.get(str(status)) or responses.get("default")
                 assert response is not None, f"{method} {template} → {status} not in openapi.yaml"
+                if "$ref" in response:
+                    name = response["$ref"].rsplit("/", 1)[-1]
+                    response = self.doc["components"]["responses"][name]
                 schema = (
                     response.get("content", {}).get("application/json", {}).get("schema")
                 )

@@ -132,7 +132,8 @@ async def test_many_requests_all_answered_in_order(api):
     session_id = await api.started()
     ws = await api.channels(session_id)
     ids = [ws.execute(f"x = {i}") for i in range(300)]
-    await ws.idle_of(ids[-1], timeout=60)
+    await ws.reply_to(ids[-1], timeout=60)  # the reply and the idle come on different sockets
+    await ws.idle_of(ids[-1])
     replies = [m["parent_header"]["msg_id"] for m in ws.received if m.get("channel") == "shell"]
     assert replies == ids
     reply = await api.execute(session_id, "x")
