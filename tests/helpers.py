@@ -293,3 +293,95 @@ def stream_text(messages: list[dict], parent: str) -> str:
         and m["header"]["msg_type"] == "stream"
         and m["parent_header"].get("msg_id") == parent
     )
+
+
+class StandaloneServer:
+    """`jupyter session-ext` as a real subprocess, driven over HTTP like a client would."""
+
+    def __init__(self, workdir: Path, *args: str):
+        self.workdir = workdir
+        self.args = list(args)
+        self.token = uuid.uuid4().hex
+        self.connection_file = workdir / "supervisor.json"
+        self.runtime_dir = workdir / "runtime"
+        self.proc = None
+        self.info: dict = {}
+        self.kernel_pids: set[int] = set()  # every kernel seen, killed at the end whatever happens
+
+    def start(self, timeout: float = WAIT) -> StandaloneServer:
+        import os
+        import subprocess
+        import time
+
+        if self.connection_file.exists():
+            self.connection_file.unlink()
+        jupyter = str(Path(sys.executable).with_name("jupyter"))
+        env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(self.runtime_dir)}
+        self.log = open(self.workdir / "server.log", "ab")
+        self.proc = subprocess.Popen(
+            [jupyter, "session-ext", "--port=0", "--ip=127.0.0.1", "--allow-root", "--no-browser",
+             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.workdir}",
+             f"--connection-file={self.connection_file}", *self.args],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.connection_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not start: {self.log_text()[-3000:]}")
+            time.sleep(0.1)
+        self.info = json.loads(self.connection_file.read_text())
+        return self
+
+    def log_text(self) -> str:
+        return (self.workdir / "server.log").read_text(errors="replace")
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.info['port']}{self.info['base_path']}/{path}"
+
+    def call(self, method: str, path: str, body: Any = None, timeout: float = WAIT) -> tuple[int, Any]:
+        import urllib.error
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else (b"" if method in ("POST", "PUT") else None)
+        request = urllib.request.Request(
+            self.url(path), data=data, method=method,
+            headers={"Authorization": f"Bearer {self.info['bearer_token']}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                code, raw = response.status, response.read()
+        except urllib.error.HTTPError as e:
+            code, raw = e.code, e.read()
+        result = json.loads(raw) if raw else None
+        if isinstance(result, dict) and isinstance(result.get("process_id"), int) and "kernel_id" in result:
+            self.kernel_pids.add(result["process_id"])
+        return code, result
+
+    def ok(self, method: str, path: str, body: Any = None, timeout: float = WAIT) -> Any:
+        code, result = self.call(method, path, body, timeout)
+        assert code == 200, (method, path, code, result)
+        return result
+
+    def stop(self, sig: int | None = None, timeout: float = WAIT) -> int:
+        import signal as signals
+
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig if sig is not None else signals.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.log.close()
+
+    def cleanup(self) -> None:
+        import os
+        import signal as signals
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        for pid in self.kernel_pids:
+            try:
+                os.killpg(pid, signals.SIGKILL)
+            except OSError:
+                pass
