@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 
 from jupyter_core.paths import jupyter_runtime_dir
@@ -20,6 +21,7 @@ from . import __version__
 from .events import EventBus
 from .handlers import rest, websocket
 from .models import SupervisorConfig
+from .store import SessionStore
 from .supervisor import Supervisor
 
 SESSION = r"(?P<session_id>[^/]+)"
@@ -32,7 +34,7 @@ class SessionExtApp(ExtensionApp):
     description = "A kernel supervisor for jupyter_server with a Kallichore-compatible API"
     version = __version__
     load_other_extensions = False  # `jupyter session-ext` runs just the supervisor
-    open_browser = False
+    serverapp_config = {"open_browser": False}  # headless
     aliases = {"connection-file": "SessionExtApp.connection_file"}
 
     # Set by launch_instance: this process is the standalone `jupyter session-ext`.
@@ -119,7 +121,8 @@ class SessionExtApp(ExtensionApp):
             runtime_dir=server.runtime_dir,
             server_root=os.path.abspath(os.path.expanduser(server.root_dir)),
             username=getpass.getuser(),
-            keep_kernels_on_shutdown=self.keep_kernels_on_shutdown,
+            # Without persistence nobody could re-adopt a kernel left running: never leave one.
+            keep_kernels_on_shutdown=self.keep_kernels_on_shutdown and self.db_path != ":memory:",
             buffer_max_messages=self.buffer_max_messages,
             buffer_max_bytes=self.buffer_max_bytes,
             heartbeat_interval=self.heartbeat_interval,
@@ -137,9 +140,14 @@ class SessionExtApp(ExtensionApp):
         )
 
     def initialize_settings(self):
+        # The package's module loggers ("session_ext.*") write through this app's log.
+        logging.getLogger("session_ext").parent = self.log
         self.events = EventBus()
         self.supervisor = Supervisor(
-            self.supervisor_config(), self.serverapp.kernel_manager, self.events
+            self.supervisor_config(),
+            self.serverapp.kernel_manager,
+            self.events,
+            SessionStore(self.db_path, self.history_size),
         )
         IOLoop.current().add_callback(self._on_server_started)
 
@@ -177,6 +185,9 @@ class SessionExtApp(ExtensionApp):
 
     async def _on_server_started(self):
         """Runs once the IOLoop is running (the server is listening)."""
+        await self.supervisor.restore()
+        if self.standalone:
+            self.supervisor.on_idle_timeout = self.shutdown_requested_by_idleness
         self.supervisor.start()
         if self.connection_file:
             self.write_connection_file(self.connection_file)
@@ -205,8 +216,17 @@ class SessionExtApp(ExtensionApp):
         if self.standalone:
             IOLoop.current().call_later(0.1, self.serverapp.stop)
 
+    def shutdown_requested_by_idleness(self) -> None:
+        """idle_shutdown_hours passed with nothing going on: shut kernels down and stop."""
+
+        async def stop():
+            await self.supervisor.shutdown_all()
+            self.serverapp.stop()
+
+        IOLoop.current().add_callback(stop)
+
     async def stop_extension(self):
-        await self.supervisor.stop(keep_kernels=self.keep_kernels_on_shutdown)
+        await self.supervisor.stop(keep_kernels=self.supervisor.config.keep_kernels_on_shutdown)
 
 
 main = launch_new_instance = SessionExtApp.launch_instance

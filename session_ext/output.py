@@ -60,9 +60,14 @@ class ProcessOutput:
                 self._partial[name] = b""
         return b"".join(self._captured)[:MAX_STARTUP_OUTPUT].decode(errors="replace")
 
-    def close(self) -> None:
+    def detach(self) -> None:
+        """The server stops but the kernel lives on (durable mode): keep the files."""
         for f in (*self._writers.values(), *self._readers.values()):
             f.close()
+
+    def close(self) -> None:
+        """The kernel has gone: its output files go too."""
+        self.detach()
         for path in self.paths.values():
             try:
                 os.unlink(path)

@@ -55,6 +55,8 @@ class SessionListener(Protocol):
 
     def session_updated(self, session: ActiveSession) -> None: ...
 
+    def history_added(self, session: ActiveSession, entry: dict[str, Any]) -> None: ...
+
 
 def rfc3339(ts: float | None) -> str | None:
     if ts is None:
@@ -173,6 +175,7 @@ class ActiveSession:
         self._iopub_observers: dict[str, InternalClient] = {}
         self._kernel_state = "idle"  # last busy/idle from the kernel, restored after offline
         self._lifecycle = asyncio.Lock()  # one start/restart/kill/shutdown at a time
+        self._provisioner_info: dict[str, Any] | None = None  # persisted, for re-adoption
 
     @property
     def session_id(self) -> str:
@@ -277,6 +280,8 @@ class ActiveSession:
         """The server is stopping in durable mode: let go of the kernel, leave it running."""
         async with self._lifecycle:
             self._close_connection()
+            if self.output is not None:
+                self.output.detach()
             if self.km is not None:
                 kernels.unregister_kernel(self.mkm, self.kernel_id)
 
@@ -306,9 +311,7 @@ class ActiveSession:
             self.mkm, self.kernel_id, kernel_spec, spec.kernel_name
         )
         km.shutdown_wait_time = self.config.shutdown_wait
-        self.output = ProcessOutput(
-            os.path.join(self.config.runtime_dir, f"kernel-{self.kernel_id}"), self._on_output
-        )
+        self.output = self._open_output()
         try:
             await asyncio.wait_for(
                 km.start_kernel(
@@ -324,12 +327,17 @@ class ActiveSession:
         except Exception as e:
             await self._fail_start(PROCESS_START_FAILED, f"The kernel could not be launched: {e}")
         self.process_id = kernels.local_pid(km)
+        self._provisioner_info = await kernels.provisioner_info(km)
         self.started = time.time()
         self.working_directory = cwd
         self._connect()
         kernel_info = await self._handshake(deadline)
         self._kernel_ready(kernel_info)
         return kernel_info
+
+    def _open_output(self) -> ProcessOutput:
+        prefix = os.path.join(self.config.runtime_dir, f"kernel-{self.kernel_id}")
+        return ProcessOutput(prefix, self._on_output)
 
     def _connect(self) -> None:
         km = self.km
@@ -426,6 +434,7 @@ class ActiveSession:
     async def _stop_kernel(self, now: bool, reason: str) -> None:
         km = self.km
         process = kernels.local_process(km) if km is not None else None
+        known = process is not None and getattr(process, "exit_code_known", True)
         if km is not None and km.has_kernel:
             try:
                 await km.shutdown_kernel(now=now)
@@ -434,7 +443,7 @@ class ActiveSession:
         elif km is not None and not now:
             # An adopted kernel: ask it to exit.
             self._send_control("shutdown_request", {"restart": False})
-        self._on_exited(process.returncode if process is not None else None, reason)
+        self._on_exited(process.returncode if known else None, reason)
 
     async def check_alive(self) -> None:
         """Called about every 250 ms: notice a kernel process that has gone."""
@@ -445,9 +454,9 @@ class ActiveSession:
         km = self.km
         if km is None or not km.has_kernel:
             return  # adopted: the heartbeat tells
-        code = await km.provisioner.poll()
-        if code is None:
+        if await km.provisioner.poll() is None:
             return
+        code = kernels.exit_code(km)
         if km.shutting_down and self.kernel_id in self.mkm:
             return  # jupyter_server is restarting or shutting it down: its result decides
         async with self._lifecycle:
@@ -563,10 +572,10 @@ class ActiveSession:
             synthetic_reply(session, request.msg, "iopub", {"execution_state": "idle"}),
         ):
             self.hub.send_to(client, msg)
-        self.history.append(history_entry(request, None, "aborted", now_ms()))
+        self._add_history(history_entry(request, None, "aborted", now_ms()))
 
     def _finish_request(self, request: QueuedRequest) -> None:
-        self.history.append(
+        self._add_history(
             history_entry(request, self._collector, request.reply_status or "ok", now_ms())
         )
         self._collector = None
@@ -642,10 +651,18 @@ class ActiveSession:
             self._set_status("idle", "restarted")
             self.listener.session_updated(self)
 
+    def _add_history(self, entry: dict[str, Any]) -> None:
+        self.history.append(entry)
+        self.listener.history_added(self, entry)
+
     def _set_waiting_input(self, waiting: bool) -> None:
         if waiting != self.waiting_input:
             self.waiting_input = waiting
             self.listener.session_updated(self)
+
+    def set_resource_usage(self, usage: dict[str, Any]) -> None:
+        self.resource_usage = usage
+        self.hub.broadcast(kernel_event(resourceUsage=usage))
 
     def _on_output(self, stream: str, line: str) -> None:
         self.hub.broadcast(kernel_event(output=[stream, line]))
@@ -692,6 +709,69 @@ class ActiveSession:
                 await km.interrupt_kernel()
             else:
                 self._send_control("interrupt_request", {})
+
+    # --- durability --------------------------------------------------------------------
+
+    def persisted(self) -> dict[str, Any]:
+        """What the store keeps: enough to list the session after a restart and, in durable
+        mode, to re-attach to its kernel."""
+        running = self.is_running and self.km is not None
+        return {
+            "spec": self.spec.to_json(),
+            "kernel_id": self.kernel_id,
+            "status": self.status,
+            "reason": self.reason,
+            "exit_code": self.exit_code,
+            "started": self.started,
+            "working_directory": self.working_directory,
+            "initial_env": self.initial_env,
+            "kernel_info": self.kernel_info,
+            "connection_info": kernels.jsonable(self.km.get_connection_info()) if running else None,
+            "provisioner_info": self._provisioner_info if running else None,
+        }
+
+    def restore_state(self, data: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        """Fields of a session stored by an earlier server (its kernel not yet re-attached)."""
+        if data.get("status") == "uninitialized":
+            self.status, self.reason = "uninitialized", data.get("reason") or "created"
+        else:
+            self.status, self.reason = "exited", data.get("reason") or "server restarted"
+        self.exit_code = data.get("exit_code")
+        self.started = data.get("started") or self.started
+        self.working_directory = data.get("working_directory") or self.working_directory
+        self.initial_env = data.get("initial_env") or {}
+        self.kernel_info = data.get("kernel_info") or {}
+        self.history.extend(history)
+
+    async def reattach(self, data: dict[str, Any]) -> None:
+        """Durable mode: connect again to the kernel an earlier server left running, with the
+        stored connection and provisioner info. Raises StartupError if it is gone."""
+        async with self._lifecycle:
+            base = None
+            if self.spec.kernel_name:
+                try:
+                    base = kernels.load_kernelspec(self.mkm.kernel_spec_manager, self.spec.kernel_name)
+                except SupervisorError:
+                    pass  # the kernelspec was removed; the running kernel does not need it
+            km = kernels.new_kernel_manager(
+                self.mkm, self.kernel_id, kernels.build_kernel_spec(self.spec, base),
+                self.spec.kernel_name,
+            )
+            km.shutdown_wait_time = self.config.shutdown_wait
+            km.load_connection_info(data["connection_info"])
+            self._set_status("starting", "reattach")
+            if data.get("provisioner_info"):
+                await kernels.reattach_provisioner(km, data["provisioner_info"])
+                if await km.provisioner.poll() is not None:
+                    self._set_status("exited", "kernel exited while the server was down")
+                    raise StartupError(EXITED_ABNORMALLY, "The kernel is gone", None, "")
+            self.km = km
+            self._provisioner_info = data.get("provisioner_info")
+            self.process_id = kernels.local_pid(km)
+            self.output = self._open_output()
+            self._connect()
+            kernel_info = await self._handshake(time.monotonic() + self.spec.connection_timeout)
+            self._kernel_ready(kernel_info)
 
     # --- views -------------------------------------------------------------------------
 

@@ -9,10 +9,13 @@ import os
 import time
 from typing import Any
 
+import psutil
+
 from . import __version__
 from .events import EventBus
 from .kernel import load_kernelspec
 from .models import (
+    StartupError,
     SESSION_EXISTS,
     SESSION_RUNNING,
     TOO_MANY_SESSIONS,
@@ -26,7 +29,9 @@ from .models import (
     parse_new_session,
     require_object,
 )
+from .resources import ResourceSampler
 from .session import ActiveSession, rfc3339
+from .store import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +46,25 @@ LOG_LEVELS = {
 
 
 class Supervisor:
-    def __init__(self, config: SupervisorConfig, kernel_manager: Any, events: EventBus):
+    def __init__(
+        self,
+        config: SupervisorConfig,
+        kernel_manager: Any,
+        events: EventBus,
+        store: SessionStore,
+    ):
         self.config = config
         self.kernel_manager = kernel_manager
         self.events = events
+        self.store = store
         self.sessions: dict[str, ActiveSession] = {}
         self.started = time.time()
+        self.last_active = time.monotonic()  # for idle shutdown
         self._tick_task: asyncio.Task | None = None
+        self._to_persist: dict[str, ActiveSession] = {}
+        self._resources = ResourceSampler()
+        # Called once when idle_shutdown_hours pass with nothing going on (standalone only).
+        self.on_idle_timeout: Any = None
         self.heartbeats: dict[int | None, float] = {}  # client process id -> last heartbeat
 
     # --- registry ----------------------------------------------------------------------
@@ -61,7 +78,13 @@ class Supervisor:
     def all_sessions(self) -> list[ActiveSession]:
         return list(self.sessions.values())
 
-    def create(self, body: Any) -> ActiveSession:
+    async def create(self, body: Any) -> ActiveSession:
+        """A new session, on disk before the client hears of it."""
+        session = self._create(body)
+        await self.flush()
+        return session
+
+    def _create(self, body: Any) -> ActiveSession:
         fields, kernel_name = parse_new_session(
             body,
             {"username": self.config.username, "working_directory": self.config.server_root},
@@ -82,9 +105,13 @@ class Supervisor:
             if fields[name] is None:
                 raise bad_request(f"Field '{name}' is required when 'argv' is given")
         session = ActiveSession(SessionSpec(**fields), self.config, self.kernel_manager, self)
+        self._add(session)
+        return session
+
+    def _add(self, session: ActiveSession) -> None:
         self.sessions[session.session_id] = session
         self.events.publish({"event": "session_created", "session": session.to_json(50)})
-        return session
+        self._persist(session)
 
     def _apply_kernelspec_defaults(self, fields: dict[str, Any], kernel_name: str | None) -> None:
         if kernel_name is None and fields["argv"] is None:
@@ -127,6 +154,8 @@ class Supervisor:
                 )
             await session.shutdown("deleted")
         if self.sessions.pop(session_id, None) is not None:
+            self._to_persist.pop(session_id, None)
+            self.store.delete(session_id)
             self.events.session_deleted(session_id)
 
     # --- server ------------------------------------------------------------------------
@@ -175,10 +204,35 @@ class Supervisor:
             self.config.log_level = level
             logging.getLogger("session_ext").setLevel(LOG_LEVELS[level])
 
+    async def restore(self) -> None:
+        """Sessions stored by an earlier server: listed again, and in durable mode their
+        live kernels re-attached (same ids, metadata, history, kernel state)."""
+        for data, history in await self.store.load():
+            spec = SessionSpec.from_json(data["spec"])
+            if spec.session_id in self.sessions:
+                continue
+            session = ActiveSession(
+                spec, self.config, self.kernel_manager, self, kernel_id=data["kernel_id"]
+            )
+            session.restore_state(data, history)
+            self.sessions[spec.session_id] = session
+            if data.get("connection_info") and data.get("status") not in ("exited", "uninitialized"):
+                try:
+                    await session.reattach(data)
+                    log.info("Re-attached session %s to its kernel", spec.session_id)
+                except StartupError as e:
+                    log.warning("Session %s: kernel not re-attached: %s", spec.session_id, e)
+                    session._set_status("exited", "kernel exited while the server was down")
+                except Exception:
+                    log.exception("Re-attaching session %s", spec.session_id)
+                    session._set_status("exited", "could not re-attach the kernel")
+            self._persist(session)
+
     def start(self) -> None:
         self._tick_task = asyncio.ensure_future(self._tick())
 
     async def _tick(self) -> None:
+        next_sample = 0.0
         while True:
             await asyncio.sleep(TICK_SECONDS)
             for session in list(self.sessions.values()):
@@ -186,6 +240,53 @@ class Supervisor:
                     await session.check_alive()
                 except Exception:
                     log.exception("Checking session %s", session.session_id)
+            await self._cull()
+            self._check_idle_shutdown()
+            interval = self.config.resource_sample_interval_ms / 1000
+            if interval > 0 and time.monotonic() >= next_sample:
+                next_sample = time.monotonic() + interval
+                await self._sample_resources(interval)
+
+    async def _cull(self) -> None:
+        """Shut down sessions idle (or busy) longer than their timeout."""
+        config = self.config
+        for session in list(self.sessions.values()):
+            if session.connected and not config.cull_connected:
+                continue
+            idle_limit, busy_limit = config.cull_idle_timeout, config.cull_busy_timeout
+            if (idle_limit > 0 and session.status == "idle" and session.idle_seconds >= idle_limit) or (
+                busy_limit > 0 and session.status == "busy" and session.busy_seconds >= busy_limit
+            ):
+                log.info("Culling session %s (%s)", session.session_id, session.status)
+                asyncio.ensure_future(session.shutdown("culled"))
+
+    async def _sample_resources(self, interval: float) -> None:
+        running = {s.session_id: s.process_id for s in self.sessions.values() if s.process_id}
+        samples = await asyncio.to_thread(self._resources.sample, running, int(interval * 1000))
+        for session_id, usage in samples.items():
+            session = self.sessions.get(session_id)
+            if session is not None and session.process_id:
+                session.set_resource_usage(usage)
+                self.events.publish(
+                    {"event": "resource_usage", "session_id": session_id, "resource_usage": usage}
+                )
+
+    def _check_idle_shutdown(self) -> None:
+        now = time.monotonic()
+        if not self.is_idle():
+            self.last_active = now
+            return
+        hours = self.config.idle_shutdown_hours
+        if self.on_idle_timeout is not None and hours >= 0 and now - self.last_active >= hours * 3600:
+            log.info("No activity for %s hours: shutting down", hours)
+            callback, self.on_idle_timeout = self.on_idle_timeout, None
+            callback()
+
+    def is_idle(self) -> bool:
+        """No session busy or connected, and no heartbeat client alive (idle shutdown)."""
+        if any(s.status == "busy" or s.connected for s in self.sessions.values()):
+            return False
+        return not any(pid is not None and psutil.pid_exists(pid) for pid in self.heartbeats)
 
     async def shutdown_all(self) -> None:
         """Shut every kernel down (POST /shutdown, or the server stopping)."""
@@ -201,6 +302,8 @@ class Supervisor:
             await asyncio.gather(*(s.detach_kernel() for s in self.all_sessions()), return_exceptions=True)
         else:
             await self.shutdown_all()
+        self._flush_persist()
+        await self.store.close()
 
     # --- SessionListener ---------------------------------------------------------------
 
@@ -220,6 +323,30 @@ class Supervisor:
 
     def session_updated(self, session: ActiveSession) -> None:
         self.events.session_updated(session)
+        self._persist(session)
+
+    def history_added(self, session: ActiveSession, entry: dict[str, Any]) -> None:
+        self.store.append_history(session.session_id, entry)
+
+    def _persist(self, session: ActiveSession) -> None:
+        """Save the session on the next loop turn (coalesced; the write is off the loop)."""
+        if not self.store.enabled:
+            return
+        if not self._to_persist:
+            asyncio.get_running_loop().call_soon(self._flush_persist)
+        self._to_persist[session.session_id] = session
+
+    def _flush_persist(self) -> list[asyncio.Future]:
+        pending, self._to_persist = self._to_persist, {}
+        writes = []
+        for session_id, session in pending.items():
+            if session_id in self.sessions:
+                writes.append(self.store.save(session_id, session.persisted()))
+        return [w for w in writes if w is not None]
+
+    async def flush(self) -> None:
+        """Write what is pending now (a create or start is acknowledged once it is on disk)."""
+        await asyncio.gather(*self._flush_persist())
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [s.to_json(50) for s in self.all_sessions()]

@@ -31,8 +31,8 @@ class SessionsHandler(SupervisorHandler, APIHandler):
 
     @web.authenticated
     @authorized(EXECUTE)
-    def put(self):
-        session = self.supervisor.create(self.json_body())
+    async def put(self):
+        session = await self.supervisor.create(self.json_body())
         self.write_json({"session_id": session.session_id})
 
     post = put
@@ -56,7 +56,9 @@ class StartHandler(SupervisorHandler, APIHandler):
     @web.authenticated
     @authorized(EXECUTE)
     async def post(self, session_id):
-        self.write_json(await self.supervisor.get(session_id).start())
+        kernel_info = await self.supervisor.get(session_id).start()
+        await self.supervisor.flush()  # durable once acknowledged
+        self.write_json(kernel_info)
 
 
 class RestartHandler(SupervisorHandler, APIHandler):
@@ -65,6 +67,7 @@ class RestartHandler(SupervisorHandler, APIHandler):
     async def post(self, session_id):
         working_directory, env = parse_restart(self.json_body(required=False))
         await self.supervisor.get(session_id).restart(working_directory, env)
+        await self.supervisor.flush()
         self.write_json(None)
 
 
@@ -103,7 +106,9 @@ class AdoptHandler(SupervisorHandler, APIHandler):
             raise bad_request("Field 'transport' must be 'tcp' or 'ipc'")
         if not info["signature_scheme"].startswith("hmac-"):
             raise bad_request("Field 'signature_scheme' must be an hmac-* scheme")
-        self.write_json(await session.adopt(info))
+        kernel_info = await session.adopt(info)
+        await self.supervisor.flush()
+        self.write_json(kernel_info)
 
 
 class ConnectionInfoHandler(SupervisorHandler, APIHandler):

@@ -1,0 +1,126 @@
+"""Sessions persisted in sqlite, so a restarted server finds (and re-adopts) them.
+
+All sqlite work happens on one worker thread, in submission order: the event loop only
+queues writes. ``:memory:`` turns persistence off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+    session_id TEXT NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_session ON history (session_id, seq);
+"""
+
+
+class SessionStore:
+    def __init__(self, path: str, history_size: int):
+        self.path = path
+        self.enabled = path != ":memory:"
+        self.history_size = history_size
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-store")
+        self._db: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            os.chmod(self.path, 0o600)  # it holds kernels' connection keys
+        return self._db
+
+    def _submit(self, fn, *args) -> asyncio.Future:
+        future = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        future.add_done_callback(_log_failure)
+        return future
+
+    # --- writes (fire and forget, ordered) ---------------------------------------------
+
+    def save(self, session_id: str, data: dict[str, Any]) -> asyncio.Future | None:
+        if self.enabled:
+            return self._submit(self._save, session_id, json.dumps(data))
+        return None
+
+    def _save(self, session_id: str, data: str) -> None:
+        db = self._connect()
+        with db:
+            db.execute(
+                "INSERT INTO sessions (session_id, data) VALUES (?, ?) "
+                "ON CONFLICT(session_id) DO UPDATE SET data = excluded.data",
+                (session_id, data),
+            )
+
+    def delete(self, session_id: str) -> None:
+        if self.enabled:
+            self._submit(self._delete, session_id)
+
+    def _delete(self, session_id: str) -> None:
+        db = self._connect()
+        with db:
+            db.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+            db.execute("DELETE FROM history WHERE session_id = ?", (session_id,))
+
+    def append_history(self, session_id: str, entry: dict[str, Any]) -> None:
+        if self.enabled:
+            self._submit(self._append_history, session_id, json.dumps(entry))
+
+    def _append_history(self, session_id: str, entry: str) -> None:
+        db = self._connect()
+        with db:
+            cursor = db.execute(
+                "INSERT INTO history (session_id, entry) VALUES (?, ?)", (session_id, entry)
+            )
+            if cursor.lastrowid % 100 == 0:  # now and then: keep each session's newest
+                db.execute(
+                    "DELETE FROM history WHERE session_id = ? AND seq NOT IN "
+                    "(SELECT seq FROM history WHERE session_id = ? ORDER BY seq DESC LIMIT ?)",
+                    (session_id, session_id, self.history_size),
+                )
+
+    # --- reads (startup) ---------------------------------------------------------------
+
+    async def load(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Every stored session with its newest history entries."""
+        if not self.enabled:
+            return []
+        return await self._submit(self._load)
+
+    def _load(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        db = self._connect()
+        result = []
+        for session_id, data in db.execute("SELECT session_id, data FROM sessions").fetchall():
+            rows = db.execute(
+                "SELECT entry FROM history WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
+                (session_id, self.history_size),
+            ).fetchall()
+            result.append((json.loads(data), [json.loads(r[0]) for r in reversed(rows)]))
+        return result
+
+    async def close(self) -> None:
+        if self.enabled:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=False)
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _log_failure(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("Persisting sessions failed", exc_info=future.exception())
