@@ -134,7 +134,8 @@ async def test_messages_for_a_stopped_kernel_are_refused_not_kept(api):
 async def test_output_while_detached_is_replayed_in_order(api):
     session_id = await api.started()
     ws = await api.channels(session_id)
-    msg_id = ws.execute("import time\nfor i in range(5):\n    print(i, flush=True)\n    time.sleep(0.1)")
+    # the output starts after the client has gone
+    msg_id = ws.execute("import time\ntime.sleep(0.5)\nfor i in range(5):\n    print(i, flush=True)\n    time.sleep(0.1)")
     await ws.until(lambda m: is_status(m, "busy", msg_id))
     ws.close()
     await api.wait_status(session_id, "idle")
