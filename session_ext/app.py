@@ -17,7 +17,7 @@ from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 from traitlets import Bool, Enum, Float, Int, Unicode, default
 
-from . import __version__
+from . import __version__, integration
 from .events import EventBus
 from .handlers import rest, websocket
 from .models import SupervisorConfig
@@ -115,6 +115,12 @@ class SessionExtApp(ExtensionApp):
         cls.standalone = True
         super().launch_instance(argv=argv, **kwargs)
 
+    def _link_jupyter_server_extension(self, serverapp):
+        """Linking runs before the server builds its session manager and websocket
+        connections: put the supervisor's hooks on the classes it is configured with."""
+        super()._link_jupyter_server_extension(serverapp)
+        integration.install(serverapp)
+
     def supervisor_config(self) -> SupervisorConfig:
         server = self.serverapp
         return SupervisorConfig(
@@ -149,6 +155,7 @@ class SessionExtApp(ExtensionApp):
             self.events,
             SessionStore(self.db_path, self.history_size),
         )
+        integration.connect(self.serverapp, self.supervisor)
         IOLoop.current().add_callback(self._on_server_started)
 
     def initialize_handlers(self):

@@ -176,6 +176,10 @@ class ActiveSession:
         self._kernel_state = "idle"  # last busy/idle from the kernel, restored after offline
         self._lifecycle = asyncio.Lock()  # one start/restart/kill/shutdown at a time
         self._provisioner_info: dict[str, Any] | None = None  # persisted, for re-adoption
+        # A notebook/console session of jupyter_server's: its kernel is the server's to
+        # start, restart and shut down (through its kernel manager); we attach to it.
+        self.owned_by_server = False
+        self._reconnecting = False
 
     @property
     def session_id(self) -> str:
@@ -229,6 +233,11 @@ class ActiveSession:
     async def restart(
         self, working_directory: str | None = None, env: list[dict[str, str]] | None = None
     ) -> None:
+        if self.owned_by_server:
+            # jupyter_server restarts its kernel; its restart event re-attaches us.
+            await self.mkm.restart_kernel(self.kernel_id)
+            await self._reattach_after_restart()
+            return
         async with self._lifecycle:
             if env is not None:
                 self.spec.env = env
@@ -282,7 +291,7 @@ class ActiveSession:
             self._close_connection()
             if self.output is not None:
                 self.output.detach()
-            if self.km is not None:
+            if self.km is not None and not self.owned_by_server:
                 kernels.unregister_kernel(self.mkm, self.kernel_id)
 
     def _kernel_env(self) -> dict[str, str]:
@@ -377,7 +386,7 @@ class ActiveSession:
         """Leave nothing behind (no process, no sockets) and raise the StartupError."""
         self._iopub_observers.clear()
         self._close_connection()
-        if self.km is not None:
+        if self.km is not None and not self.owned_by_server:
             try:
                 await self.km.shutdown_kernel(now=True)
             except Exception:
@@ -399,7 +408,8 @@ class ActiveSession:
         self.spec.continuation_prompt = positron.get(
             "continuation_prompt", self.spec.continuation_prompt
         )
-        kernels.register_kernel(self.mkm, self.kernel_id, self.km)
+        if not self.owned_by_server:
+            kernels.register_kernel(self.mkm, self.kernel_id, self.km)
         self.conn.start_heartbeat(
             self.config.heartbeat_interval, self.config.heartbeat_timeout, self._on_heartbeat
         )
@@ -407,6 +417,18 @@ class ActiveSession:
         self.last_activity = time.time()
         self._set_status("idle", "started")
         self.listener.session_updated(self)
+
+    async def attach_server_kernel(self) -> None:
+        """Attach to the kernel jupyter_server started for this (notebook/console) session."""
+        async with self._lifecycle:
+            self.owned_by_server = True
+            self.km = self.mkm.get_kernel(self.kernel_id)
+            self.process_id = kernels.local_pid(self.km)
+            self.started = time.time()
+            self._set_status("starting", "attach")
+            self._connect()
+            kernel_info = await self._handshake(time.monotonic() + self.spec.connection_timeout)
+            self._kernel_ready(kernel_info)
 
     async def adopt(self, connection_info: dict[str, Any]) -> dict[str, Any]:
         """Connect to a kernel that something else started (no process of ours)."""
@@ -435,7 +457,10 @@ class ActiveSession:
         km = self.km
         process = kernels.local_process(km) if km is not None else None
         known = process is not None and getattr(process, "exit_code_known", True)
-        if km is not None and km.has_kernel:
+        if self.owned_by_server:
+            if self.kernel_id in self.mkm:
+                await self.mkm.shutdown_kernel(self.kernel_id, now=now)
+        elif km is not None and km.has_kernel:
             try:
                 await km.shutdown_kernel(now=now)
             except Exception:
@@ -461,16 +486,18 @@ class ActiveSession:
             return  # jupyter_server is restarting or shutting it down: its result decides
         async with self._lifecycle:
             if self.status in CONNECTED_STATUSES:
-                try:
-                    await km.shutdown_kernel(now=True)  # reap, remove the connection file
-                except Exception:
-                    log.debug("Cleanup after exit of %s", self.session_id, exc_info=True)
+                if not self.owned_by_server:  # the server's restarter may still act on its own
+                    try:
+                        await km.shutdown_kernel(now=True)  # reap, remove the connection file
+                    except Exception:
+                        log.debug("Cleanup after exit of %s", self.session_id, exc_info=True)
                 self._on_exited(code, "exited")
 
     def _on_exited(self, code: int | None, reason: str) -> None:
         """The kernel is gone: tell everyone, answer everything still waiting."""
         self._close_connection()
-        kernels.unregister_kernel(self.mkm, self.kernel_id)
+        if not self.owned_by_server:
+            kernels.unregister_kernel(self.mkm, self.kernel_id)
         if self.output is not None:
             self.output.poll()
             self.output.close()
@@ -631,25 +658,39 @@ class ActiveSession:
             if state == "idle":
                 self.queue.on_idle(msg.parent_msg_id)
         elif state == "starting" and self.status in ("idle", "busy"):
-            # The kernel restarted under us (jupyter_server's restart): same ports.
-            self._set_status("starting", "restart")
-            asyncio.ensure_future(self._after_external_restart())
+            self.on_kernel_restarted()  # a new process on the same ports
 
-    async def _after_external_restart(self) -> None:
-        async with self._lifecycle:
-            if self.status != "starting" or self.conn is None:
-                return
-            self.queue.abort_all("restarted")
-            self.hub.forget_routes()
-            self.process_id = kernels.local_pid(self.km)
-            try:
-                info = await self._handshake(time.monotonic() + self.spec.connection_timeout)
-            except StartupError:
-                return
-            self.kernel_info = info
-            self._kernel_state = "idle"
-            self._set_status("idle", "restarted")
-            self.listener.session_updated(self)
+    def on_kernel_restarted(self) -> None:
+        """jupyter_server restarted the kernel (JupyterLab's button, its auto-restarter):
+        everything waiting is answered, and we re-attach to the new process."""
+        if self.km is None or self._reconnecting or self._lifecycle.locked():
+            return  # our own restart, or already on it
+        if self.conn is not None and kernels.local_pid(self.km) == self.process_id:
+            return  # already attached to this process
+        asyncio.ensure_future(self._reattach_after_restart())
+
+    async def _reattach_after_restart(self) -> None:
+        if self._reconnecting:
+            return
+        self._reconnecting = True
+        try:
+            async with self._lifecycle:
+                self.queue.abort_all("restarted")
+                self.hub.forget_routes()
+                self._set_status("starting", "restart")
+                self.process_id = kernels.local_pid(self.km)
+                if self.conn is None:  # it had exited
+                    self._connect()
+                try:
+                    info = await self._handshake(time.monotonic() + self.spec.connection_timeout)
+                except StartupError:
+                    return
+                self.kernel_info = info
+                self._kernel_state = "idle"
+                self._set_status("idle", "restarted")
+                self.listener.session_updated(self)
+        finally:
+            self._reconnecting = False
 
     def _add_history(self, entry: dict[str, Any]) -> None:
         self.history.append(entry)

@@ -176,6 +176,97 @@ class Supervisor:
             "started": rfc3339(self.started),
         }
 
+    # --- jupyter_server's sessions (notebooks and consoles) -----------------------------
+
+    def session_for_kernel(self, kernel_id: str) -> ActiveSession | None:
+        for session in self.sessions.values():
+            if session.kernel_id == kernel_id and session.is_running:
+                return session
+        return None
+
+    async def mirror_jupyter_session(self, model: dict[str, Any]) -> None:
+        """A session of /api/sessions was created or changed: show it as an ActiveSession
+        (same id, its kernel, notebook_uri) and attach to its kernel."""
+        kernel = model.get("kernel") or {}
+        kernel_id = kernel.get("id")
+        session = self.sessions.get(model["id"])
+        path = model.get("path") or ""
+        notebook_uri = self._file_uri(path) if model.get("type") == "notebook" else None
+        if session is not None and session.kernel_id == kernel_id:
+            if session.spec.notebook_uri != notebook_uri or session.spec.metadata.get("path") != path:
+                session.spec.notebook_uri = notebook_uri
+                session.spec.metadata["path"] = path
+                session.spec.display_name = model.get("name") or session.spec.display_name
+                self.session_updated(session)
+            return
+        if session is not None:  # the notebook changed kernels
+            await self._drop(session)
+        if not kernel_id or kernel_id not in self.kernel_manager:
+            return
+        km = self.kernel_manager.get_kernel(kernel_id)
+        spec = km.kernel_spec
+        mode = {"notebook": "notebook", "console": "console"}.get(model.get("type"), "background")
+        session = ActiveSession(
+            SessionSpec(
+                session_id=model["id"],
+                display_name=model.get("name") or os.path.basename(path) or spec.display_name,
+                language=spec.language,
+                username=self.config.username,
+                input_prompt=">>> ",
+                continuation_prompt="... ",
+                argv=list(spec.argv),
+                session_mode=mode,
+                working_directory=os.path.dirname(self._os_path(path)),
+                env=[],
+                interrupt_mode=spec.interrupt_mode,
+                startup_environment="none",
+                notebook_uri=notebook_uri,
+                kernel_name=kernel.get("name"),
+                metadata={"path": path, "source": "jupyter_server"},
+            ),
+            self.config,
+            self.kernel_manager,
+            self,
+            kernel_id=kernel_id,
+        )
+        self._add(session)
+        try:
+            await session.attach_server_kernel()
+        except StartupError as e:
+            log.warning("Could not attach to the kernel of %s: %s", model["id"], e)
+
+    def forget_jupyter_session(self, session_id: str) -> None:
+        session = self.sessions.get(session_id)
+        if session is not None and session.owned_by_server:
+            asyncio.ensure_future(self._drop(session))
+
+    async def _drop(self, session: ActiveSession) -> None:
+        """Stop mirroring a jupyter_server session (its kernel is the server's business)."""
+        await session.detach_kernel()
+        if session.is_running:
+            session._on_exited(None, "session closed")
+        if self.sessions.pop(session.session_id, None) is not None:
+            self.store.delete(session.session_id)
+            self.events.session_deleted(session.session_id)
+
+    def on_kernel_action(self, kernel_id: str, action: str | None) -> None:
+        """jupyter_server interrupted or restarted a kernel (e.g. JupyterLab's buttons)."""
+        session = self.session_for_kernel(kernel_id)
+        if session is None:
+            return
+        if action == "interrupt":
+            session.on_interrupted()
+        elif action == "restart":
+            session.on_kernel_restarted()
+
+    def _os_path(self, api_path: str) -> str:
+        return os.path.join(self.config.server_root, *api_path.split("/"))
+
+    def _file_uri(self, api_path: str) -> str:
+        from pathlib import Path
+
+        return Path(self._os_path(api_path)).as_uri()
+
     def client_heartbeat(self, process_id: int | None) -> None:
         """A client says it is alive (Kallichore's idle shutdown waits for live clients)."""
         self.heartbeats[process_id] = time.monotonic()

@@ -1,0 +1,185 @@
+"""jupyter_server integration: notebooks and consoles opened through /api/sessions become
+ActiveSessions, and their execute requests go through the supervisor's queue.
+
+Three hooks, all on jupyter_server's own extension points:
+- a session manager mixin that tells the supervisor when /api/sessions creates, changes or
+  deletes a session;
+- a kernel websocket connection subclass that hands shell ``execute_request``s to the
+  session's queue (everything else, both websocket protocols included, stays stock);
+- a listener on jupyter_server's kernel action events, so JupyterLab's interrupt and restart
+  buttons have the same effect on the queue as ours.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from jupyter_client.session import DELIM
+from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1
+from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
+from jupyter_server.services.sessions.sessionmanager import SessionManager
+from traitlets.utils.importstring import import_item
+
+from .channels import InternalClient
+from .messages import KernelMessage
+
+log = logging.getLogger(__name__)
+
+KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
+V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
+
+
+class SupervisedSessionManagerMixin:
+    """Mixed into the server's configured SessionManager class (see ``supervised``)."""
+
+    supervisor: Any = None  # set by SessionExtApp once the supervisor exists
+
+    async def create_session(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        model = await super().create_session(*args, **kwargs)
+        if self.supervisor is not None:
+            await self.supervisor.mirror_jupyter_session(model)
+        return model
+
+    async def update_session(self, session_id: str, **kwargs: Any) -> None:
+        await super().update_session(session_id, **kwargs)
+        if self.supervisor is not None:
+            model = await self.get_session(session_id=session_id)
+            await self.supervisor.mirror_jupyter_session(model)
+
+    async def delete_session(self, session_id: str) -> None:
+        await super().delete_session(session_id)
+        if self.supervisor is not None:
+            self.supervisor.forget_jupyter_session(session_id)
+
+
+class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
+    """jupyter_server's kernel websocket, with execute requests queued by the supervisor.
+
+    A queued request is sent on the supervisor's own shell socket, so its reply comes back
+    to the supervisor, which hands it here (``deliver``) to go out exactly as stock replies
+    do (same protocol, same serialization).
+    """
+
+    supervisor: Any = None  # set by SessionExtApp
+
+    def handle_incoming_message(self, incoming_msg: Any) -> None:
+        session = self._supervised_session()
+        if session is not None and self.channels:
+            msg = self._execute_request(incoming_msg)
+            if msg is not None:
+                session.send_client_message(_ConnectionClient(self), msg, source="jupyter_server")
+                return
+        super().handle_incoming_message(incoming_msg)
+
+    def _supervised_session(self) -> Any:
+        if self.supervisor is None:
+            return None
+        session = self.supervisor.session_for_kernel(self.kernel_id)
+        return session if session is not None and session.conn is not None else None
+
+    def _execute_request(self, ws_msg: Any) -> dict[str, Any] | None:
+        """The message as a dict if it is a shell execute_request (allowed by the server),
+        else None (it takes the stock path)."""
+        if self.subprotocol == V1_PROTOCOL:
+            channel, parts = deserialize_msg_from_ws_v1(ws_msg)
+            if channel != "shell":
+                return None
+            header = self.session.unpack(parts[0])
+            if header.get("msg_type") != "execute_request":
+                return None
+            msg = {
+                "header": header,
+                "parent_header": self.session.unpack(parts[1]),
+                "metadata": self.session.unpack(parts[2]),
+                "content": self.session.unpack(parts[3]),
+                "buffers": [bytes(b) for b in parts[4:]],
+            }
+        else:
+            if isinstance(ws_msg, bytes):
+                return None  # legacy binary frames (with buffers): stock path
+            msg = json.loads(ws_msg)
+            if msg.get("channel", "shell") != "shell":
+                return None
+            if msg.get("header", {}).get("msg_type") != "execute_request":
+                return None
+            msg["buffers"] = []
+        allowed = self.multi_kernel_manager.allowed_message_types
+        if allowed and "execute_request" not in allowed:
+            return None
+        msg["channel"] = "shell"
+        return msg
+
+    def deliver_kernel_message(self, msg: KernelMessage) -> None:
+        """A message the supervisor received for this client: out like a stock one."""
+        if not self.channels or msg.channel not in self.channels:
+            return
+        frames = [msg.header_raw, msg.parent_raw, msg.metadata_raw, msg.content_raw]
+        msg_list = [DELIM, self.session.sign(frames), *frames, *msg.buffers]
+        self.handle_outgoing_message(msg.channel, msg_list)
+
+
+class _ConnectionClient(InternalClient):
+    """The session's view of one jupyter_server websocket connection: replies to its queued
+    requests are written straight to it (it has its own reconnect buffering)."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: SupervisedWebsocketConnection):
+        self.connection = connection
+
+    def deliver(self, msg: KernelMessage) -> None:
+        self.connection.deliver_kernel_message(msg)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ConnectionClient) and other.connection is self.connection
+
+    def __hash__(self) -> int:
+        return id(self.connection)
+
+
+def supervised(base: type, mixin: type, name: str) -> type:
+    """``base`` (whatever the server is configured with) with ``mixin`` on top."""
+    if issubclass(base, mixin):
+        return base
+    return type(name, (mixin, base), {})
+
+
+def _configured(serverapp: Any, trait: str, default: type) -> type:
+    """The class the user configured for a ServerApp trait, else the stock one. (At link time
+    the trait's own default cannot be read yet: it depends on the gateway config.)"""
+    value = serverapp.config.get("ServerApp", {}).get(trait)
+    if value is None or not isinstance(value, (str, type)):
+        return default
+    return import_item(value) if isinstance(value, str) else value
+
+
+def install(serverapp: Any) -> None:
+    """At link time (before the server builds its managers): supervise its session manager
+    and kernel websocket connections, on top of whatever classes are configured."""
+    serverapp.session_manager_class = supervised(
+        _configured(serverapp, "session_manager_class", SessionManager),
+        SupervisedSessionManagerMixin,
+        "SupervisedSessionManager",
+    )
+    base = _configured(serverapp, "kernel_websocket_connection_class", ZMQChannelsWebsocketConnection)
+    if issubclass(base, ZMQChannelsWebsocketConnection):
+        serverapp.kernel_websocket_connection_class = supervised(
+            base, SupervisedWebsocketConnection, "SupervisedKernelWebsocketConnection"
+        )
+    else:
+        log.warning("Kernel websocket class %s is not ZMQ-based: notebook cells are not queued", base)
+
+
+def connect(serverapp: Any, supervisor: Any) -> None:
+    """Once the supervisor exists: point the hooks at it and listen to kernel actions."""
+    SupervisedSessionManagerMixin.supervisor = supervisor
+    SupervisedWebsocketConnection.supervisor = supervisor
+
+    async def on_kernel_action(logger: Any, schema_id: str, data: dict) -> None:
+        if data.get("status") == "success" and data.get("kernel_id"):
+            supervisor.on_kernel_action(data["kernel_id"], data.get("action"))
+
+    serverapp.event_logger.add_listener(schema_id=KERNEL_ACTIONS_SCHEMA, listener=on_kernel_action)
+
