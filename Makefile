@@ -1,4 +1,4 @@
-# `make run` and `make test` each bootstrap .venv on a fresh machine (Python, Node, npm).
+# `make run` and `make test` each set everything up on a fresh machine (Python, Node, npm).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,29 +6,41 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8888
 
-.PHONY: run run-supervisor test test-python bench clean
+.PHONY: run supervisor test test-ts test-python bench chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[test]'
+# The editable install also builds the labextension (hatch-jupyter-builder runs jlpm).
+$(STAMP): $(BIN)/python pyproject.toml labextension/package.json labextension/yarn.lock
+	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-## Start the headless supervisor (`jupyter session-ext`) on $(HOST):$(PORT); it prints the URL and token.
-run-supervisor: $(STAMP)
-	$(BIN)/jupyter session-ext --ip=$(HOST) --port=$(PORT) --allow-root --no-browser
+## JupyterLab with the supervisor and its Kernel Sessions panel, on $(HOST):$(PORT).
+run: $(STAMP)
+	$(BIN)/jupyter lab --ip=$(HOST) --port=$(PORT) --no-browser --allow-root
 
-run: run-supervisor
+## The headless supervisor alone (`jupyter session-ext`, durable mode on).
+supervisor: $(STAMP)
+	$(BIN)/jupyter session-ext --ip=$(HOST) --port=$(PORT) --allow-root
 
-test: $(STAMP)
+# Browser tests drive Debian's chromium (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test-ts: $(STAMP)
+	cd labextension && ../$(BIN)/jlpm install --immutable >/dev/null && ../$(BIN)/jlpm test
+
+test-python: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test: test-ts test-python
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info session_ext/labextension labextension/node_modules labextension/lib

@@ -40,7 +40,7 @@ def output_text(msg_type: str, content: dict[str, Any]) -> str:
 class OutputCollector:
     """The outputs of one running request, kept raw at both ends."""
 
-    __slots__ = ("head", "tail", "count", "error")
+    __slots__ = ("count", "error", "head", "tail")
 
     def __init__(self) -> None:
         self.head: list[KernelMessage] = []

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import os
 import shutil
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psutil
 import zmq

@@ -30,16 +30,16 @@ class KernelMessage:
     """One message from a kernel, as raw JSON frames plus its parsed headers."""
 
     __slots__ = (
-        "channel",
-        "header_raw",
-        "parent_raw",
-        "metadata_raw",
-        "content_raw",
-        "buffers",
-        "header",
-        "parent_header",
         "_content",
         "_frame",
+        "buffers",
+        "channel",
+        "content_raw",
+        "header",
+        "header_raw",
+        "metadata_raw",
+        "parent_header",
+        "parent_raw",
     )
 
     def __init__(self, channel: str, frames: list[bytes]):

@@ -8,7 +8,7 @@ honours Popen's stdout/stderr, and is read back in small chunks on the superviso
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 STREAMS = ("stdout", "stderr")
 MAX_STARTUP_OUTPUT = 64 * 1024

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .models import CONFLICT, SupervisorError
 
@@ -23,15 +24,15 @@ class QueuedRequest:
     """An execute_request waiting for, or holding, the kernel."""
 
     __slots__ = (
-        "msg",
-        "msg_id",
         "client",
-        "source",
-        "queued_at",
-        "started_at",
-        "reply_status",
         "idle_seen",
         "interrupted_by_supervisor",
+        "msg",
+        "msg_id",
+        "queued_at",
+        "reply_status",
+        "source",
+        "started_at",
     )
 
     def __init__(self, msg: dict[str, Any], client: Any, source: str):

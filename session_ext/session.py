@@ -784,6 +784,10 @@ class ActiveSession:
         self.kernel_info = data.get("kernel_info") or {}
         self.history.extend(history)
 
+    def mark_exited(self, reason: str) -> None:
+        """No kernel to re-attach to (it died while the server was down)."""
+        self._set_status("exited", reason)
+
     async def reattach(self, data: dict[str, Any]) -> None:
         """Durable mode: connect again to the kernel an earlier server left running, with the
         stored connection and provisioner info. Raises StartupError if it is gone."""

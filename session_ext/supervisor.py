@@ -15,11 +15,11 @@ from . import __version__
 from .events import EventBus
 from .kernel import load_kernelspec
 from .models import (
-    StartupError,
     SESSION_EXISTS,
     SESSION_RUNNING,
     TOO_MANY_SESSIONS,
     SessionSpec,
+    StartupError,
     SupervisorConfig,
     SupervisorError,
     bad_request,
@@ -229,6 +229,7 @@ class Supervisor:
             self,
             kernel_id=kernel_id,
         )
+        session.owned_by_server = True
         self._add(session)
         try:
             await session.attach_server_kernel()
@@ -298,6 +299,7 @@ class Supervisor:
     async def restore(self) -> None:
         """Sessions stored by an earlier server: listed again, and in durable mode their
         live kernels re-attached (same ids, metadata, history, kernel state)."""
+        reattaching = []
         for data, history in await self.store.load():
             spec = SessionSpec.from_json(data["spec"])
             if spec.session_id in self.sessions:
@@ -308,16 +310,22 @@ class Supervisor:
             session.restore_state(data, history)
             self.sessions[spec.session_id] = session
             if data.get("connection_info") and data.get("status") not in ("exited", "uninitialized"):
-                try:
-                    await session.reattach(data)
-                    log.info("Re-attached session %s to its kernel", spec.session_id)
-                except StartupError as e:
-                    log.warning("Session %s: kernel not re-attached: %s", spec.session_id, e)
-                    session._set_status("exited", "kernel exited while the server was down")
-                except Exception:
-                    log.exception("Re-attaching session %s", spec.session_id)
-                    session._set_status("exited", "could not re-attach the kernel")
-            self._persist(session)
+                reattaching.append(self._reattach(session, data))
+            else:
+                self._persist(session)
+        await asyncio.gather(*reattaching)
+
+    async def _reattach(self, session: ActiveSession, data: dict[str, Any]) -> None:
+        try:
+            await session.reattach(data)
+            log.info("Re-attached session %s to its kernel", session.session_id)
+        except StartupError as e:
+            log.warning("Session %s: kernel not re-attached: %s", session.session_id, e)
+            session.mark_exited("kernel exited while the server was down")
+        except Exception:
+            log.exception("Re-attaching session %s", session.session_id)
+            session.mark_exited("could not re-attach the kernel")
+        self._persist(session)
 
     def start(self) -> None:
         self._tick_task = asyncio.ensure_future(self._tick())
@@ -420,8 +428,9 @@ class Supervisor:
         self.store.append_history(session.session_id, entry)
 
     def _persist(self, session: ActiveSession) -> None:
-        """Save the session on the next loop turn (coalesced; the write is off the loop)."""
-        if not self.store.enabled:
+        """Save the session on the next loop turn (coalesced; the write is off the loop).
+        jupyter_server's own sessions are its session manager's to keep."""
+        if not self.store.enabled or session.owned_by_server:
             return
         if not self._to_persist:
             asyncio.get_running_loop().call_soon(self._flush_persist)

@@ -6,7 +6,7 @@ import psutil
 import pytest
 from jupyter_server.serverapp import ServerApp
 
-from .helpers import Api, OpenAPI
+from .helpers import Api, OpenAPI, StandaloneServer
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -35,6 +35,15 @@ def api(jp_serverapp, http_server_client, jp_auth_header, jp_base_url, jp_http_p
     """The supervisor API of an in-process jupyter_server; every JSON response is checked
     against session_ext/openapi.yaml."""
     return Api(http_server_client, jp_auth_header, jp_base_url, jp_http_port, openapi)
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`jupyter session-ext` as a subprocess (started by the test); killed, with every kernel
+    it reported, at the end."""
+    srv = StandaloneServer(tmp_path)
+    yield srv
+    srv.cleanup()
 
 
 @pytest.fixture

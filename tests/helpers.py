@@ -10,8 +10,9 @@ import re
 import sys
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import tornado.httpclient
 import tornado.websocket

@@ -5,7 +5,7 @@ import os
 import sys
 import uuid
 
-from .helpers import execute_request, is_status, stream_text
+from .helpers import is_status, stream_text
 
 KERNELS_DIR = os.path.join(os.path.dirname(__file__), "kernels")
 
@@ -187,7 +187,7 @@ async def test_stdin_round_trip_and_waiting_input(api):
 async def test_working_directory_change_is_announced(api, tmp_path):
     session_id = await api.started()
     ws = await api.channels(session_id)
-    msg_id = ws.execute(f"import os; os.chdir({str(tmp_path)!r})")
+    ws.execute(f"import os; os.chdir({str(tmp_path)!r})")
     changed = await ws.until(kernel_event("workingDirChanged"))
     assert changed["workingDirChanged"] == str(tmp_path)
     assert (await api.session(session_id))["working_directory"] == str(tmp_path)

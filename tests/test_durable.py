@@ -10,13 +10,6 @@ import pytest
 from .helpers import StandaloneServer
 
 
-@pytest.fixture
-def server(tmp_path):
-    srv = StandaloneServer(tmp_path)
-    yield srv
-    srv.cleanup()
-
-
 def alive(pid):
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

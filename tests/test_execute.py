@@ -1,6 +1,5 @@
 """REST execute and the execution history."""
 
-import asyncio
 
 from .helpers import is_status
 

@@ -6,7 +6,6 @@ import json
 import uuid
 
 import pytest
-
 import tornado.httpclient
 import tornado.websocket
 from jupyter_server.services.kernels.connection.base import (
@@ -45,7 +44,7 @@ class StockSocket:
             msg.pop("kind")
             channel = msg.pop("channel")
             msg.pop("buffers")
-            pack = lambda part: json.dumps(part).encode()  # noqa: E731
+            pack = lambda part: json.dumps(part).encode()
             self.conn.write_message(serialize_msg_to_ws_v1(msg, channel, pack), binary=True)
         else:
             msg.pop("kind")

@@ -5,17 +5,7 @@ import os
 import time
 
 import psutil
-import pytest
 import websocket  # websocket-client, a jupyter_server dependency
-
-from .helpers import StandaloneServer
-
-
-@pytest.fixture
-def server(tmp_path):
-    srv = StandaloneServer(tmp_path)
-    yield srv
-    srv.cleanup()
 
 
 def test_client_drives_a_standalone_supervisor(server):

@@ -4,8 +4,6 @@ import asyncio
 import os
 import signal
 
-import pytest
-
 
 def status_event(session_id, status):
     return lambda m: m.get("event") == "status" and m["session_id"] == session_id and m["status"] == status
