@@ -14,7 +14,7 @@ $(BIN)/python:
 
 # The editable install also builds the labextension (hatch-jupyter-builder runs jlpm).
 $(STAMP): $(BIN)/python pyproject.toml labextension/package.json labextension/yarn.lock
-	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip install -q -e '.[lab,test,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
