@@ -22,6 +22,12 @@ class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, J
     def set_default_headers(self):
         """No JupyterHandler headers on a websocket upgrade."""
 
+    def open(self, *args, **kwargs):
+        super().open(*args, **kwargs)
+        # Frames are small and interactive: without this, Nagle's algorithm meets the
+        # client's delayed ACK and holds the last frames of a reply ~40 ms.
+        self.set_nodelay(True)
+
     async def authorize(self) -> None:
         allowed = await ensure_async(
             self.authorizer.is_authorized(self, self.current_user, self.action, self.auth_resource)
