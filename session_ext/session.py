@@ -593,11 +593,19 @@ class ActiveSession:
         session = self.msg_session
         client = request.client
         self.hub.routes.pop(request.msg_id, None)
-        for msg in (
+        replies = [
             synthetic_reply(session, request.msg, "iopub", {"execution_state": "busy"}),
             synthetic_reply(session, request.msg, "shell", {"status": "aborted"}),
             synthetic_reply(session, request.msg, "iopub", {"execution_state": "idle"}),
-        ):
+        ]
+        active = self.queue.active
+        if active is not None and active is not request and self._kernel_state == "busy":
+            # The client takes any idle as the kernel's state (JupyterLab does): say that the
+            # kernel is still busy with the running request.
+            replies.append(
+                synthetic_reply(session, active.msg, "iopub", {"execution_state": "busy"})
+            )
+        for msg in replies:
             self.hub.send_to(client, msg)
         self._add_history(history_entry(request, None, "aborted", now_ms()))
 
@@ -651,6 +659,11 @@ class ActiveSession:
     def _on_kernel_status(self, msg: KernelMessage) -> None:
         state = msg.content.get("execution_state")
         reason = msg.parent_header.get("msg_type", "")
+        active = self.queue.active
+        if state == "idle" and active is not None and active.msg_id != msg.parent_msg_id:
+            # Another request finished (a control-channel debug_request, say) while the
+            # active cell still runs: the kernel is still busy with it.
+            return
         if state in ("busy", "idle"):
             self._kernel_state = state
             if self.status in ("idle", "busy"):

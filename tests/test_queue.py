@@ -151,3 +151,37 @@ async def test_rest_execute_queues_behind_websocket_requests(api):
     assert reply["data"]["text/plain"] == "'from websocket'"
     ws.close()
     await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_control_requests_do_not_make_a_running_cell_look_idle(api):
+    """JupyterLab's debugger sends debug_requests on control while cells run; their iopub
+    busy/idle must not turn the session idle while its active request still runs."""
+    session_id = await api.started()
+    ws = await api.channels(session_id)
+    slow = ws.execute("import time; time.sleep(2)")
+    await api.wait_status(session_id, "busy")
+    ws.send({"channel": "control", "header": {"msg_id": "ctl", "msg_type": "kernel_info_request"},
+             "parent_header": {}, "metadata": {}, "content": {}})
+    await ws.idle_of("ctl")
+    await asyncio.sleep(0.1)
+    assert (await api.session(session_id))["status"] == "busy"
+    await ws.reply_to(slow)
+    await api.wait_status(session_id, "idle")
+    ws.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_cancel_tells_the_client_the_kernel_is_still_busy(api):
+    session_id = await api.started()
+    ws = await api.channels(session_id)
+    slow = ws.execute("import time; time.sleep(1.5)")
+    cancel = ws.execute("1")
+    await ws.until(lambda m: m.get("executionQueued") == cancel)
+    await api.ok("DELETE", f"sessions/{session_id}/queue/{cancel}")
+    await ws.idle_of(cancel)
+    # right after the cancelled request's idle: a busy for the request still running
+    still_busy = await ws.until(lambda m: is_status(m, "busy", slow))
+    assert still_busy["header"]["msg_type"] == "status"
+    await ws.reply_to(slow)
+    ws.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")

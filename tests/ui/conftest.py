@@ -42,6 +42,7 @@ LAB_START_TIMEOUT = 60.0  # seconds until /api/status answers
 LAB_STOP_TIMEOUT = 20.0  # seconds for a graceful SIGTERM shutdown before SIGKILL
 VIEWPORT = {"width": 1280, "height": 760}
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -52,8 +53,9 @@ class LabServer:
     """`jupyter lab` as a subprocess in its own process group, with its own runtime, config
     and data directories (so no user settings, workspace or stale state leaks in)."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, disabled_extensions: tuple[str, ...] = ()):
         self.workdir = workdir
+        self.disabled_extensions = disabled_extensions
         self.root_dir = workdir / "root"
         self.runtime_dir = workdir / "runtime"
         self.config_dir = workdir / "config"
@@ -77,6 +79,12 @@ class LabServer:
         (settings / "notification.jupyterlab-settings").write_text(
             json.dumps({"fetchNews": "false", "checkForUpdates": False})
         )
+        if self.disabled_extensions:
+            labconfig = self.config_dir / "labconfig"
+            labconfig.mkdir(exist_ok=True)
+            (labconfig / "page_config.json").write_text(
+                json.dumps({"disabledExtensions": {name: True for name in self.disabled_extensions}})
+            )
         env = {
             **os.environ,
             "JUPYTER_RUNTIME_DIR": str(self.runtime_dir),
@@ -167,7 +175,7 @@ class LabServer:
     def stop(self) -> None:
         """SIGTERM (jupyter lab shuts its kernels down), then SIGKILL whatever is left: the
         server's process group and every kernel it started."""
-        if self.proc is None:
+        if self.proc is None:  # never started
             return
         self.remember_children()
         if self.proc.poll() is None:
@@ -188,11 +196,12 @@ class LabServer:
         while (left := self.leftovers()) and time.monotonic() < deadline:
             time.sleep(0.1)
         for p in left:
-            for kill in (lambda: os.killpg(p.pid, signal.SIGKILL), p.kill):
-                try:
-                    kill()
-                except (OSError, psutil.Error):
-                    pass
+            try:
+                if p.is_running() and os.getpgid(p.pid) == p.pid:  # a kernel and its children
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.kill()
+            except (OSError, psutil.Error):
+                pass
         psutil.wait_procs(left, timeout=5)
         self.log.close()
 
@@ -221,10 +230,15 @@ def artifacts(request) -> Path:
     return path
 
 
+# JupyterLab as users have it: nothing disabled (its debugger's control-channel requests
+# right after connecting must not disturb the session's status).
+DISABLED_LAB_EXTENSIONS: tuple[str, ...] = ()
+
+
 @pytest.fixture
 def lab(tmp_path, artifacts):
     """A running `jupyter lab`; stopped, with its kernels, at the end whatever happens."""
-    server = LabServer(tmp_path)
+    server = LabServer(tmp_path, DISABLED_LAB_EXTENSIONS)
     try:
         yield server.start()
     finally:
@@ -235,10 +249,11 @@ def lab(tmp_path, artifacts):
 
 @pytest.fixture
 def sync_api():
-    """playwright.sync_api, with expect()'s timeout set; skips without playwright/chromium."""
-    api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
+    """playwright.sync_api, with expect()'s timeout set. Both it and chromium are part of
+    the test set-up (`make test` installs them): missing is a failure, not a skip."""
+    from playwright import sync_api as api
+
+    assert os.access(CHROMIUM, os.X_OK), f"no chromium at {CHROMIUM} (make chromium)"
     api.expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
     return api
 
@@ -247,6 +262,7 @@ def sync_api():
 def page(sync_api, lab, artifacts, request):
     """A chromium page on /lab?token=…, the browser console logged to artifacts."""
     console: list[str] = []
+    events: list[str] = []  # frames of the /supervisor/events websocket, as the page got them
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=DEFAULT_TIMEOUT_MS)
         try:
@@ -256,6 +272,7 @@ def page(sync_api, lab, artifacts, request):
             page = context.new_page()
             page.on("console", lambda m: console.append(f"[{m.type}] {m.text}"))
             page.on("pageerror", lambda e: console.append(f"[pageerror] {e}"))
+            page.on("websocket", lambda ws: log_events(ws, events))
             page.goto(f"{lab.base_url}/lab?token={lab.token}")
             yield page
             if failed(request):
@@ -263,7 +280,34 @@ def page(sync_api, lab, artifacts, request):
                     page.screenshot(path=artifacts / "failure.png", timeout=5_000)
                 except Exception as e:  # noqa: BLE001 - best effort, keep the real failure
                     console.append(f"[test] failure screenshot failed: {e}")
+                dump_server_state(lab, artifacts / "server-state.json")
         finally:
             (artifacts / "browser-console.log").write_text("\n".join(console) + "\n")
+            (artifacts / "supervisor-events.log").write_text("\n".join(events) + "\n")
             browser.close()
+
+
+def log_events(ws, events: list[str]) -> None:
+    if "/supervisor/events" not in ws.url:
+        return
+    start = time.monotonic()
+
+    def frame(direction):
+        return lambda payload: events.append(f"{time.monotonic() - start:7.3f} {direction} {payload}")
+
+    events.append(f"  0.000 open {ws.url.split('?')[0]}")
+    ws.on("framereceived", frame("<"))
+    ws.on("framesent", frame(">"))
+    ws.on("close", lambda _ws: events.append(f"{time.monotonic() - start:7.3f} closed"))
+
+
+def dump_server_state(lab: LabServer, path: Path) -> None:
+    """What the server thought when a test failed (best effort)."""
+    state = {}
+    for url in ("/api/sessions", "/supervisor/sessions"):
+        try:
+            state[url] = lab.call("GET", url, timeout=5)
+        except OSError as e:
+            state[url] = repr(e)
+    path.write_text(json.dumps(state, indent=1))
 

