@@ -196,7 +196,6 @@ class Supervisor:
             if session.spec.notebook_uri != notebook_uri or session.spec.metadata.get("path") != path:
                 session.spec.notebook_uri = notebook_uri
                 session.spec.metadata["path"] = path
-                session.spec.display_name = model.get("name") or session.spec.display_name
                 self.session_updated(session)
             return
         if session is not None:  # the notebook changed kernels
@@ -209,7 +208,7 @@ class Supervisor:
         session = ActiveSession(
             SessionSpec(
                 session_id=model["id"],
-                display_name=model.get("name") or os.path.basename(path) or spec.display_name,
+                display_name=spec.display_name,  # the document's path is shown beside it
                 language=spec.language,
                 username=self.config.username,
                 input_prompt=">>> ",

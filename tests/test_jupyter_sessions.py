@@ -81,7 +81,7 @@ async def test_notebook_sessions_are_mirrored(api, jp_fetch, jp_root_dir):
     (jp_root_dir / "work").mkdir()
     model = await open_notebook(jp_fetch)
     session = await api.wait_status(model["id"], "idle")
-    assert session["session_mode"] == "notebook"
+    assert session["session_mode"] == "notebook" and session["display_name"] == "Python 3 (ipykernel)"
     assert session["kernel_id"] == model["kernel"]["id"] and session["kernel_name"] == "python3"
     assert session["notebook_uri"] == (jp_root_dir / "work" / "analysis.ipynb").as_uri()
     assert session["metadata"]["path"] == "work/analysis.ipynb"

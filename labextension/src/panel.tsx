@@ -367,6 +367,7 @@ function QueueView(props: {
   const { queue, session } = entry;
   const listed = queue.pending.slice(0, MAX_LISTED);
   const unlisted = queue.length - listed.length;
+  const open = expanded && queue.length > 0; // an empty queue shows collapsed
   return (
     <div className="jp-SessionExt-queueBox">
       {queue.active && (
@@ -381,18 +382,18 @@ function QueueView(props: {
       <button
         className="jp-SessionExt-queueToggle"
         data-action="toggle-queue"
-        aria-expanded={expanded}
+        aria-expanded={open}
         disabled={queue.length === 0}
         onClick={() => handlers.toggleQueue(session.session_id)}
       >
-        {expanded ? (
+        {open ? (
           <caretDownIcon.react tag="span" />
         ) : (
           <caretRightIcon.react tag="span" />
         )}
         <span className="jp-SessionExt-queueLength">{queue.length}</span> queued
       </button>
-      {expanded && queue.length > 0 && (
+      {open && (
         <ol className="jp-SessionExt-queue">
           {listed.map(cell => (
             <li
