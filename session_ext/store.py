@@ -32,6 +32,7 @@ class SessionStore:
         self.history_size = history_size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-store")
         self._db: sqlite3.Connection | None = None
+        self._appended = 0  # rows since the last pruning (worker thread only)
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -74,22 +75,25 @@ class SessionStore:
             db.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
             db.execute("DELETE FROM history WHERE session_id = ?", (session_id,))
 
-    def append_history(self, session_id: str, entry: dict[str, Any]) -> None:
-        if self.enabled:
-            self._submit(self._append_history, session_id, json.dumps(entry))
+    def append_history(self, entries: list[tuple[str, dict[str, Any]]]) -> None:
+        """Append (session_id, entry) pairs in one transaction."""
+        if self.enabled and entries:
+            rows = [(sid, json.dumps(entry)) for sid, entry in entries]
+            self._submit(self._append_history, rows)
 
-    def _append_history(self, session_id: str, entry: str) -> None:
+    def _append_history(self, rows: list[tuple[str, str]]) -> None:
         db = self._connect()
         with db:
-            cursor = db.execute(
-                "INSERT INTO history (session_id, entry) VALUES (?, ?)", (session_id, entry)
-            )
-            if cursor.lastrowid % 100 == 0:  # now and then: keep each session's newest
-                db.execute(
-                    "DELETE FROM history WHERE session_id = ? AND seq NOT IN "
-                    "(SELECT seq FROM history WHERE session_id = ? ORDER BY seq DESC LIMIT ?)",
-                    (session_id, session_id, self.history_size),
-                )
+            db.executemany("INSERT INTO history (session_id, entry) VALUES (?, ?)", rows)
+            self._appended += len(rows)
+            if self._appended >= 100:  # now and then: keep each session's newest entries
+                self._appended = 0
+                for session_id in {sid for sid, _ in rows}:
+                    db.execute(
+                        "DELETE FROM history WHERE session_id = ? AND seq NOT IN "
+                        "(SELECT seq FROM history WHERE session_id = ? ORDER BY seq DESC LIMIT ?)",
+                        (session_id, session_id, self.history_size),
+                    )
 
     # --- reads (startup) ---------------------------------------------------------------
 

@@ -61,7 +61,8 @@ class Supervisor:
         self.started = time.time()
         self.last_active = time.monotonic()  # for idle shutdown
         self._tick_task: asyncio.Task | None = None
-        self._to_persist: dict[str, ActiveSession] = {}
+        self._to_persist: dict[str, ActiveSession] = {}  # written once per loop turn
+        self._history_to_persist: list[tuple[str, dict[str, Any]]] = []
         self._resources = ResourceSampler()
         # Called once when idle_shutdown_hours pass with nothing going on (standalone only).
         self.on_idle_timeout: Any = None
@@ -424,18 +425,26 @@ class Supervisor:
         self._persist(session)
 
     def history_added(self, session: ActiveSession, entry: dict[str, Any]) -> None:
-        self.store.append_history(session.session_id, entry)
+        if not self.store.enabled:
+            return
+        self._schedule_persist()
+        self._history_to_persist.append((session.session_id, entry))
 
     def _persist(self, session: ActiveSession) -> None:
         """Save the session on the next loop turn (coalesced; the write is off the loop).
         jupyter_server's own sessions are its session manager's to keep."""
         if not self.store.enabled or session.owned_by_server:
             return
-        if not self._to_persist:
-            asyncio.get_running_loop().call_soon(self._flush_persist)
+        self._schedule_persist()
         self._to_persist[session.session_id] = session
 
+    def _schedule_persist(self) -> None:
+        if not self._to_persist and not self._history_to_persist:
+            asyncio.get_running_loop().call_soon(self._flush_persist)
+
     def _flush_persist(self) -> list[asyncio.Future]:
+        history, self._history_to_persist = self._history_to_persist, []
+        self.store.append_history(history)
         pending, self._to_persist = self._to_persist, {}
         writes = []
         for session_id, session in pending.items():
