@@ -20,7 +20,7 @@ import json
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 import zmq
 import zmq.asyncio
@@ -83,9 +83,10 @@ class Client:
 
 class ZmqClient(Client):
     """jupyter_client's AsyncKernelClient connects (and checks the kernel is ready); the
-    benchmark then reads its shell and iopub sockets directly, draining whatever is ready
-    per wake-up, so that jupyter_client's full deserialization (signature check, date
-    parsing of every header) is not what gets measured."""
+    benchmark then reads its shell and iopub sockets directly: woken by the event loop on
+    either socket's fd, it drains both without blocking. So neither jupyter_client's full
+    deserialization (signature check, date parsing of every header) nor an asyncio future
+    per message is what gets measured."""
 
     name = "zmq"
 
@@ -93,60 +94,78 @@ class ZmqClient(Client):
         super().__init__()
         self.info = connection_info
         self.kc: AsyncKernelClient | None = None
+        self._readers: list[int] = []
+        self._waiter: asyncio.Future | None = None
 
     async def connect(self) -> None:
         kc = self.kc = AsyncKernelClient()
         kc.load_connection_info(self.info)
         kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
         await kc.wait_for_ready(timeout=60)  # kernel_info reply + iopub subscribed
-        shell, iopub = kc.shell_channel.socket, kc.iopub_channel.socket
-        # Drain what wait_for_ready left behind.
-        self._sync = {
-            shell: ("shell", zmq.Socket.shadow(shell.underlying)),
-            iopub: ("iopub", zmq.Socket.shadow(iopub.underlying)),
-        }
-        self.poller = zmq.asyncio.Poller()
-        self.poller.register(shell, zmq.POLLIN)
-        self.poller.register(iopub, zmq.POLLIN)
-        for _, sock in self._sync.values():
-            while True:
-                try:
-                    sock.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
+        # Plain (blocking-API) views of the same sockets, used only with NOBLOCK.
+        self._socks = [
+            ("shell", zmq.Socket.shadow(kc.shell_channel.socket.underlying)),
+            ("iopub", zmq.Socket.shadow(kc.iopub_channel.socket.underlying)),
+        ]
+        self._drain()  # what wait_for_ready left behind
+        self.parsed = self.parse_ns = 0
+        loop = asyncio.get_running_loop()
+        for _, sock in self._socks:
+            fd = sock.FD
+            loop.add_reader(fd, self._wake)
+            self._readers.append(fd)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def send(self, msg_id: str, code: str) -> None:
         self.kc.shell_channel.send(execute_request(msg_id, code))
 
-    async def recv_batch(self) -> list[Parsed]:
+    def _drain(self) -> list[Parsed]:
         out: list[Parsed] = []
         loads = json.loads
         clock = time.perf_counter_ns
-        while not out:
-            for asock, _ in await self.poller.poll():
-                channel, sock = self._sync[asock]
-                while True:
-                    try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    t0 = clock()
-                    i = frames.index(DELIM)
-                    msg_type = loads(frames[i + 2])["msg_type"]
-                    parent = loads(frames[i + 3]).get("msg_id")
-                    state = None
-                    if msg_type == "status":
-                        state = loads(frames[i + 5]).get("execution_state")
-                    elif msg_type.endswith("_reply"):
-                        state = loads(frames[i + 5]).get("status")
-                    elif self.count_lines and msg_type == "stream":
-                        self.stream_lines += loads(frames[i + 5])["text"].count("\n")
-                    self.parse_ns += clock() - t0
-                    self.parsed += 1
-                    out.append((channel, msg_type, parent, state))
+        for channel, sock in self._socks:
+            while True:
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                t0 = clock()
+                i = frames.index(DELIM)
+                msg_type = loads(frames[i + 2])["msg_type"]
+                parent = loads(frames[i + 3]).get("msg_id")
+                state = None
+                if msg_type == "status":
+                    state = loads(frames[i + 5]).get("execution_state")
+                elif msg_type.endswith("_reply"):
+                    state = loads(frames[i + 5]).get("status")
+                elif self.count_lines and msg_type == "stream":
+                    self.stream_lines += loads(frames[i + 5])["text"].count("\n")
+                self.parse_ns += clock() - t0
+                self.parsed += 1
+                out.append((channel, msg_type, parent, state))
         return out
 
+    async def recv_batch(self) -> list[Parsed]:
+        loop = asyncio.get_running_loop()
+        while True:
+            # Drain first: a ZeroMQ fd only signals changes, and sending on the shell
+            # socket can consume the signal of a message that is already waiting.
+            out = self._drain()
+            if out:
+                return out
+            self._waiter = loop.create_future()
+            await self._waiter
+            self._waiter = None
+
     async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        for fd in self._readers:
+            loop.remove_reader(fd)
+        self._readers = []
         if self.kc is not None:
             self.kc.stop_channels()
             self.kc = None
@@ -221,7 +240,7 @@ TRANSPORTS = {"websockets": WebsocketsTransport, "tornado": TornadoTransport}
 class WsClient(Client):
     """A websocket whose frames are whole Jupyter messages as JSON text."""
 
-    envelope: dict[str, Any] = {}
+    envelope: ClassVar[dict[str, Any]] = {}  # extra top-level fields of a frame
 
     def __init__(self, url: str, token: str, transport: str = "websockets"):
         super().__init__()
@@ -286,7 +305,7 @@ class OursWsClient(WsClient):
     """session_ext's channels websocket (Kallichore envelope)."""
 
     name = "ours_ws"
-    envelope = {"kind": "jupyter"}
+    envelope: ClassVar[dict[str, Any]] = {"kind": "jupyter"}
 
     def __init__(self, ws_base: str, session_id: str, token: str, transport: str = "websockets"):
         super().__init__(f"{ws_base}/supervisor/sessions/{session_id}/channels", token, transport)

@@ -7,6 +7,7 @@ so the report can say where the time went and whether the client was the bottlen
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import statistics
 import time
@@ -32,6 +33,37 @@ def new_id() -> str:
 
 class BenchError(RuntimeError):
     pass
+
+
+class Stalled(BenchError):
+    """Nothing arrived for a while: a lost reply or idle (or a wedged session)."""
+
+
+STALL_SECONDS = 20.0
+
+
+async def guarded(coro: Any, client: Client, stall: float = STALL_SECONDS) -> Any:
+    """Run ``coro``; cancel it and raise Stalled if ``client`` receives nothing at all for
+    ``stall`` seconds (so a lost message cannot hang the benchmark)."""
+    task = asyncio.ensure_future(coro)
+    seen, since = client.parsed, time.perf_counter()
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=1.0)
+            if done:
+                return task.result()
+            now = time.perf_counter()
+            if client.parsed != seen:
+                seen, since = client.parsed, now
+            elif now - since > stall:
+                raise Stalled(f"{client.name}: nothing received for {stall:.0f} s")
+    finally:
+        if not task.done():
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
 
 
 # --- CPU accounting ------------------------------------------------------------------
@@ -123,42 +155,68 @@ class quiet_gc:
 # --- one execute -----------------------------------------------------------------------
 
 
-async def execute(client: Client, code: str, timeout: float = 600) -> tuple[float, int]:
+class Tally:
+    """What one execute has received so far (readable while it runs)."""
+
+    __slots__ = ("idle", "last", "replied", "streams")
+
+    def __init__(self) -> None:
+        self.streams = 0
+        self.replied = self.idle = False
+        self.last = time.perf_counter()  # when the last message for it arrived
+
+
+async def execute(
+    client: Client, code: str, timeout: float = 600, tally: Tally | None = None
+) -> tuple[float, int]:
     """Send one execute_request; wait for its execute_reply AND its iopub idle.
 
     Returns (seconds from send to the later of the two, stream messages received for it).
     """
     msg_id = new_id()
-    t0 = time.perf_counter()
+    t = tally or Tally()
+    clock = time.perf_counter
+    t0 = clock()
     await client.send(msg_id, code)
-    replied = idle = False
-    streams = 0
     deadline = t0 + timeout
-    while not (replied and idle):
+    while not (t.replied and t.idle):
         for channel, msg_type, parent, state in await client.recv_batch():
             if parent != msg_id:
                 continue
+            t.last = clock()
             if msg_type == "stream":
-                streams += 1
+                t.streams += 1
             elif msg_type == "status":
                 if state == "idle":
-                    idle = True
+                    t.idle = True
             elif msg_type == "execute_reply":
                 if state != "ok":
                     raise BenchError(f"{client.name}: execute_reply status {state!r}")
-                replied = True
-        if time.perf_counter() > deadline:
+                t.replied = True
+        if t.last > deadline:
             raise BenchError(f"{client.name}: no reply+idle within {timeout} s")
-    return time.perf_counter() - t0, streams
+    return clock() - t0, t.streams
 
 
-async def execute_many(client: Client, n: int, code: str, pipelined: bool) -> float:
+class QueueTally:
+    __slots__ = ("idles", "replies")
+
+    def __init__(self) -> None:
+        self.replies = self.idles = 0
+
+
+async def execute_many(
+    client: Client, n: int, code: str, pipelined: bool, tally: QueueTally | None = None
+) -> float:
     """n executes: all sent at once (pipelined) or one at a time; seconds until the last
     reply+idle."""
+    t = tally or QueueTally()
     t0 = time.perf_counter()
     if not pipelined:
         for _ in range(n):
             await execute(client, code)
+            t.replies += 1
+            t.idles += 1
         return time.perf_counter() - t0
     ids = [new_id() for _ in range(n)]
     waiting_reply = set(ids)
@@ -168,12 +226,14 @@ async def execute_many(client: Client, n: int, code: str, pipelined: bool) -> fl
     while waiting_reply or waiting_idle:
         for channel, msg_type, parent, state in await client.recv_batch():
             if msg_type == "status":
-                if state == "idle":
+                if state == "idle" and parent in waiting_idle:
                     waiting_idle.discard(parent)
+                    t.idles += 1
             elif msg_type == "execute_reply" and parent in waiting_reply:
                 if state != "ok":
                     raise BenchError(f"{client.name}: execute_reply status {state!r}")
                 waiting_reply.discard(parent)
+                t.replies += 1
     return time.perf_counter() - t0
 
 
@@ -213,43 +273,75 @@ def summarize(latencies: list[float]) -> dict[str, float]:
 async def roundtrip(paths: list[Path], n: int, warmup: int, block: int) -> None:
     """n one-at-a-time executes of `pass` per path, interleaved in blocks of ``block``
     (round robin over the paths, so drift over the run hits every path alike)."""
+
+    async def run(p: Path, k: int, record: bool) -> None:
+        for _ in range(k):
+            latency, _ = await execute(p.client, PASS_CODE)
+            if record:
+                p.latencies.append(latency)
+
     for p in paths:
-        for _ in range(warmup):
-            await execute(p.client, PASS_CODE)
+        await guarded(run(p, warmup, False), p.client)
     done = 0
     while done < n:
         k = min(block, n - done)
         for p in paths:
             with quiet_gc():
                 before = p.meter.snapshot()
-                for _ in range(k):
-                    latency, _ = await execute(p.client, PASS_CODE)
-                    p.latencies.append(latency)
+                await guarded(run(p, k, True), p.client)
                 p.meter.add(p.rt_cpu, before)
         done += k
 
 
 async def throughput(p: Path, messages: int) -> dict[str, Any]:
-    """One cell writing ``messages`` lines, flushing each: stream messages per second."""
+    """One cell writing ``messages`` lines, flushing each: stream messages per second.
+
+    A path that cannot keep up loses iopub messages (ZeroMQ PUB drops what exceeds a slow
+    subscriber's high-water mark), possibly the final idle too: after STALL_SECONDS with
+    nothing new the run ends, timed to the last message received.
+    """
     cpu = CpuAccount()
+    tally = Tally()
+    stalled = False
     with quiet_gc():
         before = p.meter.snapshot()
-        seconds, received = await execute(p.client, stream_code(messages))
+        t0 = time.perf_counter()
+        try:
+            seconds, received = await guarded(
+                execute(p.client, stream_code(messages), tally=tally), p.client
+            )
+        except Stalled:
+            stalled = True
+            seconds, received = tally.last - t0, tally.streams
         p.meter.add(cpu, before)
-    return {
+    if stalled:
+        cpu.wall -= time.perf_counter() - tally.last  # the wait is not part of the run
+    result = {
         "requested_writes": messages,
         "stream_messages": received,
         "seconds": round(seconds, 3),
         "msgs_per_s": round(received / seconds, 1),
         "cpu": cpu.to_json(received, "msg"),
     }
+    if stalled:
+        result["idle_lost"] = not tally.idle
+        result["reply_received"] = tally.replied
+    return result
 
 
 async def queue(p: Path, n: int, pipelined: bool) -> dict[str, Any]:
     cpu = CpuAccount()
+    tally = QueueTally()
     with quiet_gc():
         before = p.meter.snapshot()
-        seconds = await execute_many(p.client, n, PASS_CODE, pipelined)
+        try:
+            seconds = await guarded(execute_many(p.client, n, PASS_CODE, pipelined, tally), p.client)
+        except Stalled as e:
+            return {
+                "n": n,
+                "pipelined": pipelined,
+                "error": f"{e}; {tally.replies} replies and {tally.idles} idles of {n} arrived",
+            }
         p.meter.add(cpu, before)
     return {
         "n": n,

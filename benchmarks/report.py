@@ -94,25 +94,29 @@ def tables(results: dict[str, Any]) -> str:
     for name, r in tp.items():
         label = labels[name]
         lost = r["requested_writes"] - r["stream_messages"]
-        note = f" ({lost} lost)" if lost else ""
+        note = f" ({lost:,} lost{', idle lost' if r.get('idle_lost') else ''})" if lost else ""
         out.append(
             f"| {label} | iopub throughput | {r['msgs_per_s']:,.0f} msg/s "
             f"({r['stream_messages']:,} msgs in {r['seconds']:.2f} s){note} | "
             f"{_ratio(r['msgs_per_s'], tfloor)} |"
         )
     q = results["queue"]
-    qfloor = q["zmq_one_by_one"]["seconds"]
+    qfloor = q["zmq_one_by_one"].get("seconds")
     for key, label in (
         ("zmq_one_by_one", f"{labels['zmq']}, one by one"),
         ("zmq_pipelined", f"{labels['zmq']}, all sent at once (reference)"),
         ("ours_ws_pipelined", f"{labels['ours_ws']}, all sent at once"),
     ):
-        if key in q:
-            r = q[key]
-            out.append(
-                f"| {label} | {r['n']} executes of `pass` | {r['seconds']:.2f} s "
-                f"({r['per_execute_ms']:.3f} ms each) | {_ratio(r['seconds'], qfloor)} |"
-            )
+        if key not in q:
+            continue
+        r = q[key]
+        if "error" in r:
+            out.append(f"| {label} | {r['n']} executes of `pass` | FAILED: {r['error']} | |")
+            continue
+        out.append(
+            f"| {label} | {r['n']} executes of `pass` | {r['seconds']:.2f} s "
+            f"({r['per_execute_ms']:.3f} ms each) | {_ratio(r['seconds'], qfloor)} |"
+        )
     out.append("")
     out.append(
         "**Where the CPU went** (µs of CPU per execute or per stream message, from /proc; "
@@ -127,7 +131,7 @@ def tables(results: dict[str, Any]) -> str:
     out.append("|---|---|---|---|---|---|---|---|")
     rows = [("round trip", "exec", name, rt[name]["cpu"]) for name in rt]
     rows += [("throughput", "msg", name, tp[name]["cpu"]) for name in tp]
-    rows += [("queue", "exec", key, q[key]["cpu"]) for key in q]
+    rows += [("queue", "exec", key, q[key]["cpu"]) for key in q if "cpu" in q[key]]
     for phase, unit, name, c in rows:
         label = labels.get(name, name)
         out.append(

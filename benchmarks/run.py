@@ -4,14 +4,20 @@ Starts one real ``jupyter session-ext`` on a free loopback port with a random to
 python3 (ipykernel) kernel per path, and measures side by side:
 
 1. execute round trip (`pass`, one at a time, until execute_reply AND iopub idle);
-2. iopub throughput (one cell writing N lines, flushing each: stream messages/second);
-3. queued executes (N sent at once through our websocket vs one by one over ZeroMQ).
+2. queued executes (N sent at once through our websocket vs one by one over ZeroMQ);
+3. iopub throughput (one cell writing N lines, flushing each: stream messages/second).
 
-Paths: ``zmq`` (jupyter_client's AsyncKernelClient on the session's kernel: the floor),
-``stock_ws`` (jupyter_server's /api/kernels/{id}/channels on a session's kernel, legacy
-JSON protocol), ``ours_ws`` (/supervisor/sessions/{id}/channels), and a control,
-``stock_ws_plain``: the stock websocket on a kernel started by POST /api/kernels, which
-session_ext does not watch. Results go to benchmarks/results/latest.json and stdout.
+Paths, each on its own kernel:
+
+- ``zmq``: jupyter_client's AsyncKernelClient on a session's kernel (the floor);
+- ``stock_ws_plain``: jupyter_server's /api/kernels/{id}/channels on a kernel started by
+  POST /api/kernels, which session_ext does not supervise (pure stock);
+- ``stock_ws``: the same websocket on a session's kernel (session_ext's jupyter_server
+  integration queues its execute_requests; iopub stays stock);
+- ``ours_ws``: /supervisor/sessions/{id}/channels.
+
+Both jupyter_server websockets use the legacy JSON protocol (no subprotocol), what most
+clients speak. Results go to benchmarks/results/latest.json and stdout.
 """
 
 from __future__ import annotations
@@ -38,8 +44,8 @@ HERE = FsPath(__file__).resolve().parent
 
 LABELS = {
     "zmq": "direct ZeroMQ (floor)",
-    "stock_ws_plain": "stock ws, plain kernel (control)",
-    "stock_ws": "stock ws, session kernel",
+    "stock_ws_plain": "stock jupyter_server ws, plain kernel",
+    "stock_ws": "jupyter_server ws, session kernel",
     "ours_ws": "ours (channels ws)",
 }
 
@@ -52,7 +58,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--messages", type=int, default=100_000, help="stream writes (100000)")
     p.add_argument("--queue-n", type=int, default=2000, help="queued executes (2000)")
     p.add_argument("--ws-client", choices=("websockets", "tornado"), default="websockets")
-    p.add_argument("--no-plain", action="store_true", help="skip the stock_ws_plain control")
+    p.add_argument(
+        "--no-plain",
+        action="store_true",
+        help="skip stock_ws_plain (the stock websocket on a kernel from POST /api/kernels, "
+        "which session_ext does not supervise: the pure-stock reference; ~80 s)",
+    )
+    p.add_argument(
+        "--queue-reference",
+        action="store_true",
+        help="also time the queued executes all sent at once straight over ZeroMQ",
+    )
     p.add_argument(
         "--output", default=str(HERE / "results" / "latest.json"), help="JSON results file"
     )
@@ -79,13 +95,15 @@ async def bench(server: SupervisorServer, args: argparse.Namespace) -> dict[str,
 
     log("starting kernels ...")
     names = ["zmq", "stock_ws", "ours_ws"]
-    models = await asyncio.gather(
-        *(asyncio.to_thread(server.start_session, f"bench-{name}") for name in names)
-    )
-    sessions = dict(zip(names, models))
+    sessions = {}
+    for name in names:  # one at a time: parallel starts race for ports
+        sessions[name] = await asyncio.to_thread(server.start_session, f"bench-{name}")
     plain_id = plain_pid = None
+    plain_supervised = False
     if not args.no_plain:
         plain_id, plain_pid = await asyncio.to_thread(server.start_plain_kernel)
+        listed = await asyncio.to_thread(server.ok, "GET", "/supervisor/sessions")
+        plain_supervised = any(s.get("kernel_id") == plain_id for s in listed["sessions"])
 
     clients = {
         "zmq": ZmqClient(server.connection_info("bench-zmq")),
@@ -110,6 +128,8 @@ async def bench(server: SupervisorServer, args: argparse.Namespace) -> dict[str,
             kernel = psutil.Process(pids[name]) if pids[name] else None
             paths[name] = Path(name, LABELS[name], client, Meter(server_proc, kernel, client))
         notes: list[str] = []
+        if plain_supervised:
+            notes.append("the plain kernel is supervised by session_ext too: not pure stock")
 
         # 0. Does ipykernel send one stream message per flushed write? Count text lines too.
         check_n = 2000
@@ -137,30 +157,51 @@ async def bench(server: SupervisorServer, args: argparse.Namespace) -> dict[str,
             roundtrip[name] = r
             log(f"  {name}: p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms")
 
-        # 2. Throughput, one path at a time.
+        # 2. Queue (before the throughput floods, which may wedge a session).
+        queue: dict[str, Any] = {}
+        log(f"queue: {args.queue_n} executes ...")
+        queue["zmq_one_by_one"] = await measure.queue(paths["zmq"], args.queue_n, False)
+        if args.queue_reference:
+            queue["zmq_pipelined"] = await measure.queue(paths["zmq"], args.queue_n, True)
+        queue["ours_ws_pipelined"] = await measure.queue(paths["ours_ws"], args.queue_n, True)
+        base = queue["zmq_one_by_one"].get("seconds")
+        for key, r in queue.items():
+            if "seconds" in r and base:
+                r["ratio_to_zmq_one_by_one"] = round(r["seconds"] / base, 3)
+            log(f"  {key}: {r.get('seconds', r.get('error'))}")
+        # 3. Throughput, one path at a time.
         throughput: dict[str, Any] = {}
         for name, p in paths.items():
             log(f"throughput: {name}, {args.messages} writes ...")
             r = await measure.throughput(p, args.messages)
             throughput[name] = r
-            log(f"  {name}: {r['stream_messages']} msgs, {r['msgs_per_s']:.0f} msg/s")
+            lost = " (idle lost)" if r.get("idle_lost") else ""
+            log(f"  {name}: {r['stream_messages']} msgs, {r['msgs_per_s']:.0f} msg/s{lost}")
+        # Did the supervisor's queue see the end of the flood? (Its own iopub socket can
+        # lose the idle too, leaving the request "active" and the queue stuck.)
+        await asyncio.sleep(2)
+        model = await asyncio.to_thread(server.ok, "GET", "/supervisor/sessions/bench-ours_ws")
+        active = (model.get("execution_queue") or {}).get("active")
+        if active is not None:
+            notes.append(
+                f"session bench-ours_ws is wedged after the throughput cell: status "
+                f"{model.get('status')!r}, queue still has an active request and "
+                f"{model['execution_queue'].get('length')} pending (its iopub idle was lost)"
+            )
+        for name, r in throughput.items():
+            if r["stream_messages"] < r["requested_writes"]:
+                notes.append(
+                    f"{name} lost {r['requested_writes'] - r['stream_messages']:,} of "
+                    f"{r['requested_writes']:,} stream messages"
+                    + (" and the idle" if r.get("idle_lost") else "")
+                    + " (ZeroMQ PUB drops messages for a subscriber that falls behind)"
+                )
         tfloor = throughput["zmq"]["msgs_per_s"]
         for r in throughput.values():
             r["ratio_to_floor"] = round(r["msgs_per_s"] / tfloor, 3)
             if r["stream_messages"] < r["requested_writes"]:
                 r["lost"] = r["requested_writes"] - r["stream_messages"]
 
-        # 3. Queue.
-        queue: dict[str, Any] = {}
-        log(f"queue: {args.queue_n} executes ...")
-        queue["zmq_one_by_one"] = await measure.queue(paths["zmq"], args.queue_n, False)
-        queue["zmq_pipelined"] = await measure.queue(paths["zmq"], args.queue_n, True)
-        queue["ours_ws_pipelined"] = await measure.queue(paths["ours_ws"], args.queue_n, True)
-        base = queue["zmq_one_by_one"]["seconds"]
-        for r in queue.values():
-            r["ratio_to_zmq_one_by_one"] = round(r["seconds"] / base, 3)
-        for key, r in queue.items():
-            log(f"  {key}: {r['seconds']:.2f} s")
     finally:
         for client in clients.values():
             try:
@@ -198,6 +239,27 @@ async def bench(server: SupervisorServer, args: argparse.Namespace) -> dict[str,
                     "detail": f"{o['msgs_per_s']:,.0f} vs {s['msgs_per_s']:,.0f} msg/s "
                     f"({o['msgs_per_s'] / s['msgs_per_s']:.2f}×)",
                 }
+            )
+    phases = (("round trip", roundtrip), ("queue", queue), ("throughput", throughput))
+    busy = [
+        f"{phase} {name} ({r['cpu']['other_cpu_cores']:.2f})"
+        for phase, results_ in phases
+        for name, r in results_.items()
+        if "cpu" in r and r["cpu"]["other_cpu_cores"] > 0.2
+    ]
+    if busy:
+        notes.append(
+            "other processes used CPU (cores) during: " + ", ".join(busy)
+            + "; those numbers are less reliable"
+        )
+    for stock in ("stock_ws", "stock_ws_plain"):
+        if stock in throughput:
+            o = throughput["ours_ws"]["cpu"]["server_us_per_msg"]
+            s = throughput[stock]["cpu"]["server_us_per_msg"]
+            notes.append(
+                f"server CPU per iopub message: ours {o:.0f} µs vs {LABELS[stock]} {s:.0f} µs "
+                f"({o / s:.2f}×); one server core could forward ~{1e6 / o:,.0f} vs "
+                f"~{1e6 / s:,.0f} msg/s"
             )
     return {
         "paths": {n: LABELS[n] for n in paths},

@@ -26,6 +26,16 @@ import psutil
 API = "supervisor"
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the benchmark process dies, however it dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -48,7 +58,8 @@ class SupervisorServer:
         # a change to the server (a monkeypatch) without editing session_ext.
         self.launcher = launcher
         self.proc: subprocess.Popen | None = None
-        self.kernel_pids: set[int] = set()  # every kernel seen, killed at the end if still alive
+        # Every kernel seen (psutil handles notice a reused pid), killed at the end if alive.
+        self.kernels: dict[int, psutil.Process] = {}
         self._log = None
         self._cleaned = False
 
@@ -86,12 +97,16 @@ class SupervisorServer:
             # Stock jupyter_server drops iopub beyond 1000 msg/s by default; a transport
             # benchmark needs every message delivered on the stock path too.
             "--ZMQChannelsWebsocketConnection.limit_rate=False",
+            # Standalone servers keep kernels when they stop (durable mode); the benchmark
+            # wants a SIGTERM to the server to take its kernels down with it.
+            "--SessionExtApp.keep_kernels_on_shutdown=False",
             *self.extra_args,
         ]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, cwd=self.workdir,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 (called before any thread starts)
         )
         deadline = time.monotonic() + timeout
         while True:
@@ -145,13 +160,19 @@ class SupervisorServer:
     def start_session(self, session_id: str, kernel_name: str = "python3") -> dict[str, Any]:
         """Create and start a supervisor session; returns its model (kernel_id, process_id)."""
         self.ok("PUT", f"/{API}/sessions", {"session_id": session_id, "kernel_name": kernel_name})
-        try:
-            self.ok("POST", f"/{API}/sessions/{session_id}/start", timeout=120)
-        finally:
+        for attempt in range(3):
+            # A kernel can lose the race for the ports jupyter_client picked for it (another
+            # process took one meanwhile): the start fails, and a second one usually works.
+            code, result = self.call("POST", f"/{API}/sessions/{session_id}/start", timeout=120)
             self._note_kernels()
+            if code == 200:
+                break
+            if attempt == 2:
+                raise RuntimeError(f"starting session {session_id} failed ({code}): {result}")
+            print(f"starting {session_id} failed ({code}); retrying", file=sys.stderr)
         model = self.ok("GET", f"/{API}/sessions/{session_id}")
         if isinstance(model.get("process_id"), int):
-            self.kernel_pids.add(model["process_id"])
+            self._note(model["process_id"])
         return model
 
     def connection_info(self, session_id: str) -> dict[str, Any]:
@@ -173,8 +194,16 @@ class SupervisorServer:
         except (psutil.Error, AttributeError):
             return set()
 
+    def _note(self, pid: int) -> None:
+        if pid not in self.kernels:
+            try:
+                self.kernels[pid] = psutil.Process(pid)
+            except psutil.Error:
+                pass
+
     def _note_kernels(self) -> None:
-        self.kernel_pids |= self._children()
+        for pid in self._children():
+            self._note(pid)
 
     # --- cleanup -----------------------------------------------------------------------
 
@@ -206,11 +235,11 @@ class SupervisorServer:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(5)
-        for pid in self.kernel_pids:
+        for p in self.kernels.values():
             try:
-                p = psutil.Process(pid)
-                p.kill()
-                p.wait(5)
+                if p.is_running():
+                    p.kill()
+                    p.wait(5)
             except (psutil.Error, OSError):
                 pass
         if self._log is not None:

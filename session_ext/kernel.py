@@ -128,7 +128,15 @@ def register_kernel(multi_kernel_manager: Any, kernel_id: str, km: Any) -> None:
     km.execution_state = "idle"
     km.reason = ""
     km.last_activity = utcnow()
-    mkm.start_watching_activity(kernel_id)
+    # No mkm.start_watching_activity: a second subscriber decoding every message cost a third
+    # of the server's time on iopub; the session reports activity instead (record_activity).
+
+
+def record_activity(multi_kernel_manager: Any, km: Any, execution_state: str) -> None:
+    """What jupyter_server's activity watcher would record, for /api/kernels and its
+    no-activity shutdown: the kernel's busy/idle and when it last changed."""
+    km.execution_state = execution_state
+    km.last_activity = multi_kernel_manager.last_kernel_activity = utcnow()
 
 
 def unregister_kernel(multi_kernel_manager: Any, kernel_id: str) -> None:
@@ -144,6 +152,17 @@ def unregister_kernel(multi_kernel_manager: Any, kernel_id: str) -> None:
 def local_process(km: Any) -> Any:
     """The provisioner's Popen, when it has a local one (for the exit code)."""
     return getattr(km.provisioner, "process", None) if km.provisioner is not None else None
+
+
+def process_cwd(pid: int) -> str | None:
+    """A process's working directory from /proc (a microsecond, fine on the event loop);
+    None where there is no /proc (then ask psutil, off the loop)."""
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            raise  # the process has gone
+        return None
 
 
 def local_pid(km: Any) -> int | None:
@@ -277,11 +296,27 @@ class KernelConnection:
             "shell": km.connect_shell(identity=identity),
             "control": km.connect_control(identity=identity),
             "stdin": km.connect_stdin(identity=identity),
-            "iopub": km.connect_iopub(),
+            "iopub": self._connect_iopub(km),
         }
         for channel, stream in self.streams.items():
             stream.on_recv(self._receiver(channel))
         self._heartbeat_task: asyncio.Task | None = None
+
+    @staticmethod
+    def _connect_iopub(km: Any) -> ZMQStream:
+        """Like ``km.connect_iopub()``, but with no receive high-water mark: with the default
+        (1000) ZeroMQ silently drops output when the server falls behind a chatty kernel, and
+        a lost ``idle`` would leave the execution queue waiting forever."""
+        sock = km.context.socket(zmq.SUB)
+        sock.linger = 1000
+        sock.rcvhwm = 0
+        if km.curve_publickey is not None:  # as jupyter_client's _create_connected_socket
+            sock.curve_secretkey = km.curve_secretkey
+            sock.curve_publickey = km.curve_publickey
+            sock.curve_serverkey = km.curve_publickey
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect(km._make_url("iopub"))
+        return ZMQStream(sock)
 
     def _receiver(self, channel: str) -> Callable[[list[bytes]], None]:
         session, on_message = self.session, self._on_message

@@ -14,6 +14,7 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+import psutil
 from jupyter_client.session import Session
 
 from . import kernel as kernels
@@ -44,6 +45,7 @@ from .queue import ExecutionQueue, QueuedRequest, now_ms
 log = logging.getLogger(__name__)
 
 CONNECTED_STATUSES = ("idle", "busy", "offline")
+IDLE_GRACE_SECONDS = 10  # after an execute_reply, how long its idle may take
 
 
 class SessionListener(Protocol):
@@ -621,10 +623,10 @@ class ActiveSession:
     async def _check_working_directory(self) -> None:
         pid = self.process_id
         try:
-            import psutil
-
-            cwd = await asyncio.to_thread(lambda: psutil.Process(pid).cwd())
-        except Exception:
+            cwd = kernels.process_cwd(pid)
+            if cwd is None:
+                cwd = await asyncio.to_thread(lambda: psutil.Process(pid).cwd())
+        except (OSError, psutil.Error):
             return
         if cwd != self.working_directory and self.process_id == pid:
             self.working_directory = cwd
@@ -653,8 +655,20 @@ class ActiveSession:
         self.hub.deliver_reply(msg)
         if msg.msg_type == "execute_reply":
             self.queue.on_execute_reply(msg.parent_msg_id, msg.content.get("status", "ok"))
+            active = self.queue.active
+            if active is not None and active.msg_id == msg.parent_msg_id:
+                asyncio.get_running_loop().call_later(
+                    IDLE_GRACE_SECONDS, self._idle_overdue, active
+                )
         elif msg.msg_type == "input_request":
             self._set_waiting_input(True)
+
+    def _idle_overdue(self, request: QueuedRequest) -> None:
+        """The reply came but its iopub idle never did (a lost message): do not let the
+        queue wait forever."""
+        if self.queue.active is request and not request.idle_seen:
+            log.warning("Session %s: no idle for %s; moving on", self.session_id, request.msg_id)
+            self.queue.on_idle(request.msg_id)
 
     def _on_kernel_status(self, msg: KernelMessage) -> None:
         state = msg.content.get("execution_state")
@@ -666,6 +680,8 @@ class ActiveSession:
             return
         if state in ("busy", "idle"):
             self._kernel_state = state
+            if not self.owned_by_server:  # the server watches its own kernels itself
+                kernels.record_activity(self.mkm, self.km, state)
             if self.status in ("idle", "busy"):
                 self._set_status(state, reason)
             if state == "idle":

@@ -209,3 +209,34 @@ async def test_channels_of_unknown_session_and_without_token(api):
         raise AssertionError("connected without a token")
     except tornado.httpclient.HTTPClientError as e:
         assert e.code in (401, 403)
+
+
+async def test_a_flood_of_output_loses_nothing(api):
+    """Every stream message of a chatty cell arrives, and the queue moves on after it."""
+    session_id = await api.started()
+    ws = await api.channels(session_id)
+    n = 20000
+    flood = ws.execute(f"import sys\nfor i in range({n}):\n    sys.stdout.write('x\\n'); sys.stdout.flush()")
+    after = ws.execute("'after'")
+    await ws.reply_to(after, timeout=120)
+    streams = [m for m in ws.received if m.get("channel") == "iopub"
+               and m["header"]["msg_type"] == "stream" and m["parent_header"]["msg_id"] == flood]
+    assert sum(m["content"]["text"].count("x") for m in streams) == n
+    ws.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_jupyter_server_sees_our_kernels_activity(api, jp_fetch):
+    import json
+
+    session_id = await api.started()
+    kernel_id = (await api.session(session_id))["kernel_id"]
+    task = asyncio.ensure_future(api.execute(session_id, "import time; time.sleep(1)"))
+    await api.wait_status(session_id, "busy")
+    model = json.loads((await jp_fetch("api", "kernels", kernel_id)).body)
+    assert model["execution_state"] == "busy"
+    await task
+    await api.wait_status(session_id, "idle")
+    model = json.loads((await jp_fetch("api", "kernels", kernel_id)).body)
+    assert model["execution_state"] == "idle"
+    await api.ok("POST", f"sessions/{session_id}/kill")
