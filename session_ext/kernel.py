@@ -307,7 +307,7 @@ class KernelConnection:
         """Like ``km.connect_iopub()``, but with no receive high-water mark: with the default
         (1000) ZeroMQ silently drops output when the server falls behind a chatty kernel, and
         a lost ``idle`` would leave the execution queue waiting forever."""
-        sock = km.context.socket(zmq.SUB, socket_class=zmq.Socket)  # what ZMQStream takes
+        sock = km.context.socket(zmq.SUB, socket_class=zmq.Socket)  # ZMQStream wants a plain Socket
         sock.linger = 1000
         sock.rcvhwm = 0
         if km.curve_publickey is not None:  # as jupyter_client's _create_connected_socket

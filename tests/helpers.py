@@ -296,6 +296,23 @@ def stream_text(messages: list[dict], parent: str) -> str:
     )
 
 
+def http_json(method: str, url: str, token: str, body: Any = None, timeout: float = WAIT) -> tuple[int, Any]:
+    """A JSON request with a token, as an outside client makes it: (status, JSON or None)."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else (b"" if method in ("POST", "PUT") else None)
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            code, raw = response.status, response.read()
+    except urllib.error.HTTPError as e:
+        code, raw = e.code, e.read()
+    return code, (json.loads(raw) if raw else None)
+
+
 class StandaloneServer:
     """`jupyter session-ext` as a real subprocess, driven over HTTP like a client would."""
 
@@ -340,20 +357,7 @@ class StandaloneServer:
         return f"http://127.0.0.1:{self.info['port']}{self.info['base_path']}/{path}"
 
     def call(self, method: str, path: str, body: Any = None, timeout: float = WAIT) -> tuple[int, Any]:
-        import urllib.error
-        import urllib.request
-
-        data = json.dumps(body).encode() if body is not None else (b"" if method in ("POST", "PUT") else None)
-        request = urllib.request.Request(
-            self.url(path), data=data, method=method,
-            headers={"Authorization": f"Bearer {self.info['bearer_token']}"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                code, raw = response.status, response.read()
-        except urllib.error.HTTPError as e:
-            code, raw = e.code, e.read()
-        result = json.loads(raw) if raw else None
+        code, result = http_json(method, self.url(path), self.info["bearer_token"], body, timeout)
         if isinstance(result, dict) and isinstance(result.get("process_id"), int) and "kernel_id" in result:
             self.kernel_pids.add(result["process_id"])
         return code, result

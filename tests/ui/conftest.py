@@ -17,13 +17,15 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
+
+
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+
+from ..helpers import http_json
 
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = HERE / "artifacts"  # git-ignored; screenshots, server log, browser console
@@ -123,18 +125,9 @@ class LabServer:
 
     def call(self, method: str, path: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
         """A REST call with the token; returns (status, JSON body or None)."""
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.base_url + path, data=data, method=method,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                code, raw = response.status, response.read()
-        except urllib.error.HTTPError as e:
-            code, raw = e.code, e.read()
+        code, result = http_json(method, self.base_url + path, self.token, body, timeout)
         self.remember_children()
-        return code, (json.loads(raw) if raw else None)
+        return code, result
 
     def ok(self, method: str, path: str, body: Any = None) -> Any:
         code, result = self.call(method, path, body)
