@@ -240,3 +240,15 @@ async def test_jupyter_server_sees_our_kernels_activity(api, jp_fetch):
     model = json.loads((await jp_fetch("api", "kernels", kernel_id)).body)
     assert model["execution_state"] == "idle"
     await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_large_and_small_frames_arrive_whole(api):
+    """Frames of every websocket length encoding (7-bit, 16-bit, 64-bit) arrive intact."""
+    session_id = await api.started()
+    ws = await api.channels(session_id)
+    for size in (10, 300, 70000):
+        msg_id = ws.execute(f"print('y' * {size})")
+        await ws.idle_of(msg_id)
+        assert stream_text(ws.received, msg_id) == "y" * size + "\n"
+    ws.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import struct
+
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
+from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..messages import KernelMessage, kernel_event
 from .base import SupervisorHandler
+
+
+def _text_frame(payload: bytes) -> bytes:
+    """A final, unmasked, uncompressed websocket text frame (RFC 6455, server to client)."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n <= 0xFFFF:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
 
 
 class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, JupyterHandler):
@@ -18,11 +34,13 @@ class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, J
     authorizer's ``action`` on ``kernels``."""
 
     action = "execute"
+    _pending: list[bytes]
 
     def set_default_headers(self):
         """No JupyterHandler headers on a websocket upgrade."""
 
     def open(self, *args, **kwargs):
+        self._pending = []
         super().open(*args, **kwargs)
         # Frames are small and interactive: without this, Nagle's algorithm meets the
         # client's delayed ACK and holds the last frames of a reply ~40 ms.
@@ -36,11 +54,29 @@ class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, J
             raise web.HTTPError(403, "Not authorized to %s on %s", self.action, self.auth_resource)
 
     def send_frame(self, frame: bytes | str) -> None:
+        """Queue a text frame; the frames of one event-loop turn go out in one write."""
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush_frames)
+        self._pending.append(frame.encode() if isinstance(frame, str) else frame)
+
+    def flush_frames(self) -> None:
+        """With TCP_NODELAY every write is its own TCP segment: a burst of small frames (a
+        chatty cell's output) costs the client one wake-up per frame unless they are
+        written together. Frames are built here as tornado does for uncompressed text
+        frames; with compression negotiated, tornado writes them one by one."""
+        frames, self._pending = self._pending, []
+        conn = self.ws_connection
+        if not frames or conn is None or conn.is_closing():
+            return
         try:
-            self.write_message(frame)
-        except WebSocketClosedError:
+            if getattr(conn, "_compressor", None) is not None:
+                for frame in frames:
+                    self.write_message(frame)
+            else:
+                conn.stream.write(b"".join(_text_frame(frame) for frame in frames))
+        except (WebSocketClosedError, StreamClosedError):
             pass
 
 
@@ -72,6 +108,7 @@ class ChannelsHandler(SupervisorWebsocket):
 
     def close_displaced(self, reason: str) -> None:
         self.send_frame(kernel_event(clientDisconnected=reason))
+        self.flush_frames()  # before the close frame
         self.close(1000, "displaced by another client")
 
 
