@@ -107,7 +107,3 @@ class ClientHub:
         ):
             self._buffer_bytes -= len(self._buffer.popleft())
             self._dropped += 1
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buffer)

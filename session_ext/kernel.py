@@ -28,7 +28,6 @@ from .models import KERNEL_PATH_NOT_FOUND, SessionSpec, SupervisorError
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("shell", "control", "stdin", "iopub")
 
 
 def load_kernelspec(kernel_spec_manager: Any, name: str) -> KernelSpec:

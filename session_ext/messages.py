@@ -108,15 +108,6 @@ class KernelMessage:
             )
         return self._frame
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "header": self.header,
-            "parent_header": self.parent_header,
-            "metadata": json.loads(self.metadata_raw or b"{}"),
-            "content": self.content,
-            "channel": self.channel,
-        }
-
 
 def kernel_event(**fields: Any) -> bytes:
     """A supervisor event frame: ``{"kind": "kernel", <name>: <value>}``."""

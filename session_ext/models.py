@@ -16,7 +16,6 @@ SESSION_MODES = ("console", "notebook", "background")
 INTERRUPT_MODES = ("signal", "message")
 STARTUP_ENVIRONMENTS = ("none", "shell", "command", "script")
 ENV_ACTIONS = ("replace", "append", "prepend")
-STATUSES = ("uninitialized", "starting", "ready", "idle", "busy", "offline", "exited")
 RUNNING_STATUSES = ("starting", "idle", "busy", "offline")
 
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,256}")
@@ -64,13 +63,10 @@ SESSION_NOT_FOUND = "KS-1"
 SESSION_RUNNING = "KS-2"
 SESSION_NOT_RUNNING = "KS-3"
 PROCESS_START_FAILED = "KS-5"
-ZMQ_CONNECT_FAILED = "KS-6"
 ZMQ_CONNECT_TIMEOUT = "KS-7"
 EXITED_ABNORMALLY = "KS-8"
 INTERRUPT_FAILED = "KS-10"
 NO_PROCESS = "KS-12"
-RESTART_FAILED = "KS-13"
-START_FAILED = "KS-16"
 NO_CONNECTION_INFO = "KS-18"
 KERNEL_PATH_NOT_FOUND = "KS-19"
 # Ours, for cases Kallichore has no code for.

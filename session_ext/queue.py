@@ -161,8 +161,8 @@ class ExecutionQueue:
         active, self.active = self.active, None
         if active is not None:
             self._on_abort(active, reason)
-        self.abort_pending(reason)
-        self._on_change()
+        if not self.abort_pending(reason):  # it announces the change when it aborts any
+            self._on_change()
 
     def _first(self, limit: int | None) -> list[QueuedRequest]:
         if limit is None:

@@ -30,6 +30,7 @@ from .models import (
     RUNNING_STATUSES,
     SESSION_NOT_RUNNING,
     SESSION_RUNNING,
+    TIMEOUT,
     ZMQ_CONNECT_TIMEOUT,
     ExecuteRequest,
     SessionSpec,
@@ -68,7 +69,7 @@ def rfc3339(ts: float | None) -> str | None:
 
 class ExecuteTimeout(SupervisorError):
     def __init__(self, seconds: float, reply: dict[str, Any]):
-        super().__init__(504, "timeout", f"Execution did not finish within {seconds} s")
+        super().__init__(504, TIMEOUT, f"Execution did not finish within {seconds} s")
         self.reply = reply
 
     def to_json(self) -> dict[str, Any]:

@@ -58,6 +58,7 @@ class Supervisor:
         self.events = events
         self.store = store
         self.sessions: dict[str, ActiveSession] = {}
+        self._by_kernel: dict[str, ActiveSession] = {}  # kernel_id -> session (fixed per session)
         self.started = time.time()
         self.last_active = time.monotonic()  # for idle shutdown
         self._tick_task: asyncio.Task | None = None
@@ -111,6 +112,7 @@ class Supervisor:
 
     def _add(self, session: ActiveSession) -> None:
         self.sessions[session.session_id] = session
+        self._by_kernel[session.kernel_id] = session
         self.events.publish({"event": "session_created", "session": session.to_json(50)})
         self._persist(session)
 
@@ -154,7 +156,12 @@ class Supervisor:
                     f"Session {session_id!r} is running; shut it down first or use ?force=true",
                 )
             await session.shutdown("deleted")
-        if self.sessions.pop(session_id, None) is not None:
+        self._remove(session_id)
+
+    def _remove(self, session_id: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is not None:
+            self._by_kernel.pop(session.kernel_id, None)
             self._to_persist.pop(session_id, None)
             self.store.delete(session_id)
             self.events.session_deleted(session_id)
@@ -180,10 +187,9 @@ class Supervisor:
     # --- jupyter_server's sessions (notebooks and consoles) -----------------------------
 
     def session_for_kernel(self, kernel_id: str) -> ActiveSession | None:
-        for session in self.sessions.values():
-            if session.kernel_id == kernel_id and session.is_running:
-                return session
-        return None
+        """Called for every message JupyterLab sends: a dict lookup, not a scan."""
+        session = self._by_kernel.get(kernel_id)
+        return session if session is not None and session.is_running else None
 
     async def mirror_jupyter_session(self, model: dict[str, Any]) -> None:
         """A session of /api/sessions was created or changed: show it as an ActiveSession
@@ -246,9 +252,7 @@ class Supervisor:
         await session.detach_kernel()
         if session.is_running:
             session._on_exited(None, "session closed")
-        if self.sessions.pop(session.session_id, None) is not None:
-            self.store.delete(session.session_id)
-            self.events.session_deleted(session.session_id)
+        self._remove(session.session_id)
 
     def on_kernel_action(self, kernel_id: str, action: str | None) -> None:
         """jupyter_server interrupted or restarted a kernel (e.g. JupyterLab's buttons)."""
@@ -308,11 +312,9 @@ class Supervisor:
                 spec, self.config, self.kernel_manager, self, kernel_id=data["kernel_id"]
             )
             session.restore_state(data, history)
-            self.sessions[spec.session_id] = session
+            self._add(session)
             if data.get("connection_info") and data.get("status") not in ("exited", "uninitialized"):
                 reattaching.append(self._reattach(session, data))
-            else:
-                self._persist(session)
         await asyncio.gather(*reattaching)
 
     async def _reattach(self, session: ActiveSession, data: dict[str, Any]) -> None:
