@@ -9,7 +9,7 @@ import psutil
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
-from .helpers import IPYKERNEL_ARGV, kallichore_reference
+from .helpers import IPYKERNEL_ARGV
 
 KERNELS_DIR = os.path.join(os.path.dirname(__file__), "kernels")
 
@@ -19,8 +19,6 @@ async def test_status_and_empty_list(api):
     assert status["sessions"] == 0 and status["active"] == 0 and status["busy"] is False
     assert status["process_id"] == os.getpid()
     assert await api.ok("GET", "sessions") == {"total": 0, "sessions": []}
-    ref = kallichore_reference()
-    ref.validate_schema("serverStatus", status)
 
 
 async def test_new_session_defaults_from_kernelspec(api, jp_root_dir):
@@ -37,9 +35,6 @@ async def test_new_session_defaults_from_kernelspec(api, jp_root_dir):
     assert model["tags"] == ["a", "b"] and model["metadata"] == {"owner": {"team": 1}}
     assert model["process_id"] is None and model["connected"] is False
     assert model["execution_queue"] == {"active": None, "length": 0, "pending": []}
-    ref = kallichore_reference()
-    ref.validate_schema("activeSession", model)
-    ref.validate_schema("sessionList", await api.ok("GET", "sessions"))
 
 
 async def test_post_creates_too_and_generates_an_id(api):
@@ -126,7 +121,6 @@ async def test_start_execute_and_kernel_visible_to_jupyter_server(api, jp_fetch)
     assert reply["output"][0]["text"].strip() == str(model["process_id"])
     r = await api.call("POST", f"sessions/{session_id}/start")
     assert r.code == 400 and r.json["code"] == "KS-2"
-    kallichore_reference().validate_schema("activeSession", await api.session(session_id))
     await api.ok("DELETE", f"sessions/{session_id}", params={"force": "true"})
 
 
