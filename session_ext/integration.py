@@ -77,7 +77,7 @@ class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
         if self.supervisor is None:
             return None
         session = self.supervisor.session_for_kernel(self.kernel_id)
-        return session if session is not None and session.conn is not None else None
+        return session if session is not None and session.kernel_connected else None
 
     def _execute_request(self, ws_msg: Any) -> dict[str, Any] | None:
         """The message as a dict if it is a shell execute_request (allowed by the server),

@@ -1,8 +1,9 @@
-"""Kernels through jupyter_client: launching, registering with the server, and the
-supervisor's own ZeroMQ connection to a kernel.
+"""One session's kernel process through jupyter_client: launch, adopt, re-attach, stop, kill,
+exit watch, the startup handshake and the heartbeat.
 
-Process control is jupyter_client's (the server's kernel manager class and the kernelspec's
-provisioner); nothing here Popens a kernel or assumes a local process.
+It knows nothing of clients or queues: what the kernel says goes to ``on_message``, what its
+process prints to ``on_output``, heartbeat changes to ``on_heartbeat`` (set by the owner).
+Every failure to start leaves nothing behind (no process, no sockets) and raises StartupError.
 """
 
 from __future__ import annotations
@@ -10,380 +11,392 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
+import time
 from collections.abc import Callable
 from typing import Any
 
 import psutil
-import zmq
-import zmq.asyncio
-from jupyter_client.kernelspec import KernelSpec, NoSuchKernel
-from jupyter_client.provisioning import KernelProvisionerFactory, LocalProvisioner
 from jupyter_client.session import Session
-from jupyter_server._tz import utcnow
-from zmq.eventloop.zmqstream import ZMQStream
 
-from .messages import InvalidSignature, KernelMessage
-from .models import KERNEL_PATH_NOT_FOUND, SessionSpec, SupervisorError
+from . import jupyter, launch, provisioning
+from .connection import KernelConnection
+from .messages import KernelMessage, make_message
+from .models import (
+    EXITED_ABNORMALLY,
+    INTERRUPT_FAILED,
+    NO_CONNECTION_INFO,
+    PROCESS_START_FAILED,
+    ZMQ_CONNECT_TIMEOUT,
+    SessionSpec,
+    StartupError,
+    SupervisorConfig,
+    SupervisorError,
+    bad_request,
+)
+from .output import ProcessOutput
 
 log = logging.getLogger(__name__)
 
+CONNECTION_FIELDS = (
+    "control_port", "shell_port", "stdin_port", "hb_port", "iopub_port",
+    "signature_scheme", "key", "transport", "ip",
+)
 
 
-def load_kernelspec(kernel_spec_manager: Any, name: str) -> KernelSpec:
-    try:
-        return kernel_spec_manager.get_kernel_spec(name)
-    except NoSuchKernel:
-        raise SupervisorError(
-            400, KERNEL_PATH_NOT_FOUND, f"No kernelspec named {name!r}"
-        ) from None
+def _ignore(*args: Any) -> None:
+    pass
 
 
-def check_program(argv: list[str], env: dict[str, str], cwd: str) -> None:
-    """argv[0] must be an executable file or found on PATH (Kallichore's KS-19)."""
-    if not argv:
-        raise SupervisorError(
-            400, KERNEL_PATH_NOT_FOUND, "The session has no argv to start (adopt a kernel instead)"
-        )
-    program = argv[0]
-    if os.sep in program:
-        path = program if os.path.isabs(program) else os.path.join(cwd, program)
-        found = os.path.isfile(path) and os.access(path, os.X_OK)
-    else:
-        found = shutil.which(program, path=env.get("PATH")) is not None
-    if not found:
-        raise SupervisorError(
-            400, KERNEL_PATH_NOT_FOUND, f"Kernel program not found: {program!r}"
-        )
+class KernelInfoWaiter:
+    """The startup handshake: a kernel_info_reply, and an iopub message of it (proof that
+    iopub is connected, so no output of the first request is lost)."""
+
+    def __init__(self) -> None:
+        self.reply: dict[str, Any] | None = None
+        self.iopub_seen = False
+
+    def deliver(self, msg: KernelMessage) -> None:
+        if msg.channel == "iopub":
+            self.iopub_seen = True
+        elif msg.msg_type == "kernel_info_reply":
+            self.reply = msg.content
+
+    @property
+    def done(self) -> bool:
+        return self.reply is not None and self.iopub_seen
 
 
-def wrap_startup_environment(spec: SessionSpec, argv: list[str]) -> list[str]:
-    """Run argv inside the user's login shell (POSIX), after a command or script if asked."""
-    if spec.startup_environment == "none":
-        return argv
-    shell = os.environ.get("SHELL") or "/bin/sh"
-    if spec.startup_environment == "shell":
-        script = 'exec "$@"'
-        return [shell, "-l", "-c", script, "session_ext", *argv]
-    if spec.startup_environment == "command":
-        script = 'eval "$1" || exit $?; shift; exec "$@"'
-    else:  # script: source a file first
-        script = '. "$1" || exit $?; shift; exec "$@"'
-    return [shell, "-l", "-c", script, "session_ext", spec.startup_environment_arg or "", *argv]
-
-
-def build_kernel_spec(spec: SessionSpec, base: KernelSpec | None) -> KernelSpec:
-    """The in-memory kernelspec a session's kernel manager launches from.
-
-    Based on the named kernelspec when there is one (its provisioner metadata included), with
-    the session's argv, interrupt mode and names on top, so that jupyter_client (and
-    JupyterLab's interrupt button) use what the session asked for.
-    """
-    fields: dict[str, Any] = base.to_dict() if base is not None else {}
-    fields.update(
-        argv=wrap_startup_environment(spec, spec.argv),
-        display_name=spec.display_name,
-        language=spec.language,
-        interrupt_mode=spec.interrupt_mode,
-    )
-    fields.setdefault("env", {})
-    fields.setdefault("metadata", {})
-    if base is not None:
-        fields["resource_dir"] = base.resource_dir
-        fields["name"] = base.name
-    return KernelSpec(**fields)
-
-
-def new_kernel_manager(
-    multi_kernel_manager: Any, kernel_id: str, kernel_spec: KernelSpec, kernel_name: str | None
-) -> Any:
-    """A kernel manager of the server's configured class, with an in-memory kernelspec."""
-    mkm = multi_kernel_manager
-    km = mkm.kernel_manager_factory(
-        connection_file=os.path.join(mkm.connection_dir, f"kernel-{kernel_id}.json"),
-        parent=mkm,
-        log=mkm.log,
-        kernel_name=kernel_name or "",
-        kernel_spec_manager=mkm.kernel_spec_manager,
-    )
-    # KernelManager.kernel_spec reads this cache before asking the kernelspec manager.
-    km._kernel_spec = kernel_spec
-    km.kernel_id = kernel_id
-    # The supervisor reports an exit (status `exited`) instead of silently restarting.
-    km.autorestart = False
-    return km
-
-
-def register_kernel(multi_kernel_manager: Any, kernel_id: str, km: Any) -> None:
-    """Make a started kernel visible in /api/kernels, so JupyterLab can attach to it.
-
-    jupyter_server has no public call to add an already-started kernel; this does what its
-    ``MappingKernelManager.start_kernel`` does after launching.
-    """
-    mkm = multi_kernel_manager
-    mkm._kernels[kernel_id] = km
-    mkm._kernel_connections.setdefault(kernel_id, 0)
-    mkm._kernel_ports[kernel_id] = km.ports
-    km.execution_state = "idle"
-    km.reason = ""
-    km.last_activity = utcnow()
-    # No mkm.start_watching_activity: a second subscriber decoding every message cost a third
-    # of the server's time on iopub; the session reports activity instead (record_activity).
-
-
-def record_activity(multi_kernel_manager: Any, km: Any, execution_state: str) -> None:
-    """What jupyter_server's activity watcher would record, for /api/kernels and its
-    no-activity shutdown: the kernel's busy/idle and when it last changed."""
-    km.execution_state = execution_state
-    km.last_activity = multi_kernel_manager.last_kernel_activity = utcnow()
-
-
-def unregister_kernel(multi_kernel_manager: Any, kernel_id: str) -> None:
-    mkm = multi_kernel_manager
-    if kernel_id not in mkm._kernels:
-        return
-    mkm.stop_watching_activity(kernel_id)
-    mkm._kernels.pop(kernel_id, None)
-    mkm._kernel_connections.pop(kernel_id, None)
-    mkm._kernel_ports.pop(kernel_id, None)
-
-
-def local_process(km: Any) -> Any:
-    """The provisioner's Popen, when it has a local one (for the exit code)."""
-    return getattr(km.provisioner, "process", None) if km.provisioner is not None else None
-
-
-def process_cwd(pid: int) -> str | None:
-    """A process's working directory from /proc (a microsecond, fine on the event loop);
-    None where there is no /proc (then ask psutil, off the loop)."""
-    try:
-        return os.readlink(f"/proc/{pid}/cwd")
-    except FileNotFoundError:
-        if os.path.isdir("/proc/self"):
-            raise  # the process has gone
-        return None
-
-
-def local_pid(km: Any) -> int | None:
-    """The kernel's local process id, when its provisioner has one (not for remote ones)."""
-    pid = getattr(km.provisioner, "pid", None) if km.provisioner is not None else None
-    return pid if isinstance(pid, int) else None
-
-
-async def provisioner_info(km: Any) -> dict[str, Any] | None:
-    """What a later server needs to re-attach to this kernel's process (jupyter_client's
-    ``get_provisioner_info``, plus the process start time against pid reuse)."""
-    provisioner = km.provisioner
-    if provisioner is None:
-        return None
-    info = await provisioner.get_provisioner_info()
-    info["provisioner_class"] = f"{type(provisioner).__module__}.{type(provisioner).__qualname__}"
-    pid = info.get("pid")
-    if isinstance(pid, int):
-        try:
-            info["create_time"] = psutil.Process(pid).create_time()
-        except psutil.Error:
-            pass
-    return jsonable(info)
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, bytes):
-        return value.decode()
-    return value
-
-
-class ReattachedProcess:
-    """A kernel process started by an earlier server (durable mode): what LocalProvisioner
-    needs of a Popen, by pid. Not our child, so its exit code is unknown."""
-
-    exit_code_known = False
-
-    def __init__(self, pid: int, create_time: float | None):
-        self.pid = pid
-        self.returncode: int | None = None
-        self._create_time = create_time
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            try:
-                proc = psutil.Process(self.pid)
-                same = self._create_time is None or abs(proc.create_time() - self._create_time) < 1
-                if not same or proc.status() == psutil.STATUS_ZOMBIE:
-                    self.returncode = -1
-            except psutil.Error:
-                self.returncode = -1
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        import time
-
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError
-            time.sleep(0.05)
-        return self.returncode
-
-    def send_signal(self, signum: int) -> None:
-        if self.poll() is None:
-            os.kill(self.pid, signum)
-
-    def kill(self) -> None:
-        import signal
-
-        self.send_signal(signal.SIGKILL)
-
-    def terminate(self) -> None:
-        import signal
-
-        self.send_signal(signal.SIGTERM)
-
-
-class ReattachedLocalProvisioner(LocalProvisioner):
-    """LocalProvisioner for a kernel process an earlier server started."""
-
-    async def load_provisioner_info(self, provisioner_info: dict) -> None:
-        await super().load_provisioner_info(provisioner_info)
-        self.process = ReattachedProcess(self.pid, provisioner_info.get("create_time"))
-
-
-async def reattach_provisioner(km: Any, info: dict[str, Any]) -> None:
-    """Give ``km`` a provisioner for the running kernel described by ``info``."""
-    if info.get("provisioner_class", "").endswith("LocalProvisioner"):
-        provisioner = ReattachedLocalProvisioner(
-            kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km
-        )
-    else:  # a remote provisioner knows how to reconnect from its own info
-        provisioner = KernelProvisionerFactory.instance(parent=km.parent).create_provisioner_instance(
-            km.kernel_id, km.kernel_spec, parent=km
-        )
-    await provisioner.load_provisioner_info(info)
-    km.provisioner = provisioner
-
-
-def exit_code(km: Any) -> int | None:
-    """The kernel's exit code, when the provisioner knows it."""
-    process = local_process(km)
-    if process is None or not getattr(process, "exit_code_known", True):
-        return None
-    return process.returncode
-
-
-class KernelConnection:
-    """The supervisor's ZeroMQ sockets to one kernel: shell, control, stdin (DEALER, one
-    identity), iopub (SUB), and a heartbeat watcher.
-
-    Every verified message is handed to ``on_message``; sending signs with the kernel's key.
-    """
-
+class KernelProcess:
     def __init__(
         self,
-        km: Any,
-        session: Session,
-        on_message: Callable[[KernelMessage], None],
+        kernel_id: str,
+        spec: SessionSpec,
+        config: SupervisorConfig,
+        multi_kernel_manager: Any,
+        owned_by_server: bool = False,
     ):
+        self.kernel_id = kernel_id
+        self.spec = spec
+        self.config = config
+        self.mkm = multi_kernel_manager
+        # A notebook/console kernel of jupyter_server's: the server starts, restarts and shuts
+        # it down (through its kernel manager); we only connect to it.
+        self.owned_by_server = owned_by_server
+        self.on_message: Callable[[KernelMessage], None] = _ignore
+        self.on_output: Callable[[str, str], None] = _ignore
+        self.on_heartbeat: Callable[[bool], None] = _ignore
+        self.km: Any = None
+        self.conn: KernelConnection | None = None
+        self.output: ProcessOutput | None = None
+        self.msg_session: Session | None = None
+        self.process_id: int | None = None
+        self.provisioner_info: dict[str, Any] | None = None  # persisted, for re-attachment
+        self._waiter: KernelInfoWaiter | None = None  # during the handshake
+        self._handshake_ids: set[str] = set()
+
+    @property
+    def connected(self) -> bool:
+        return self.conn is not None
+
+    @property
+    def has_process(self) -> bool:
+        """A process of ours (launched or re-attached), not an adopted kernel's."""
+        return self.km is not None and self.km.has_kernel
+
+    # --- getting a kernel ---------------------------------------------------------------
+
+    async def launch(self, cwd: str, env: dict[str, str], deadline: float) -> dict[str, Any]:
+        """Start the kernel through jupyter_client and its provisioner; its kernel_info."""
+        spec = self.spec
+        base = None
+        if spec.kernel_name:
+            base = launch.load_kernelspec(self.mkm.kernel_spec_manager, spec.kernel_name)
+        launch.check_program(spec.argv, env, cwd)
+        self.km = km = self._new_manager(base, spec.kernel_name)
+        self.output = self._open_output()
+        try:
+            await asyncio.wait_for(
+                km.start_kernel(
+                    env=env,
+                    cwd=cwd,
+                    stdout=self.output.stdout,
+                    stderr=self.output.stderr,
+                    independent=self.config.keep_kernels_on_shutdown,
+                    kernel_id=self.kernel_id,
+                ),
+                max(deadline - time.monotonic(), 0.1),
+            )
+        except Exception as e:
+            await self._fail(PROCESS_START_FAILED, f"The kernel could not be launched: {e}")
+        self.process_id = provisioning.local_pid(km)
+        self.provisioner_info = await provisioning.provisioner_info(km)
+        return await self.handshake(deadline)
+
+    def adopt(self, connection_info: dict[str, Any]) -> None:
+        """Take a kernel that something else started (no process of ours); 400 if its
+        connection info is unusable. ``handshake`` connects."""
+        km = self._new_manager(None, None)
+        try:
+            km.load_connection_info(connection_info)
+        except Exception as e:
+            raise bad_request("Invalid connection info", details=str(e)) from None
         self.km = km
-        self.session = session
-        self._on_message = on_message
-        identity = session.bsession
-        self.streams: dict[str, ZMQStream] = {
-            "shell": km.connect_shell(identity=identity),
-            "control": km.connect_control(identity=identity),
-            "stdin": km.connect_stdin(identity=identity),
-            "iopub": self._connect_iopub(km),
-        }
-        for channel, stream in self.streams.items():
-            stream.on_recv(self._receiver(channel))
-        self._heartbeat_task: asyncio.Task | None = None
+        self.process_id = None
 
-    @staticmethod
-    def _connect_iopub(km: Any) -> ZMQStream:
-        """Like ``km.connect_iopub()``, but with no receive high-water mark: with the default
-        (1000) ZeroMQ silently drops output when the server falls behind a chatty kernel, and
-        a lost ``idle`` would leave the execution queue waiting forever."""
-        sock = km.context.socket(zmq.SUB, socket_class=zmq.Socket)  # ZMQStream wants a plain Socket
-        sock.linger = 1000
-        sock.rcvhwm = 0
-        if km.curve_publickey is not None:  # as jupyter_client's _create_connected_socket
-            sock.curve_secretkey = km.curve_secretkey
-            sock.curve_publickey = km.curve_publickey
-            sock.curve_serverkey = km.curve_publickey
-        sock.setsockopt(zmq.SUBSCRIBE, b"")
-        sock.connect(km._make_url("iopub"))
-        return ZMQStream(sock)
-
-    def _receiver(self, channel: str) -> Callable[[list[bytes]], None]:
-        session, on_message = self.session, self._on_message
-
-        def receive(msg_list: list[bytes]) -> None:
+    async def reattach(self, data: dict[str, Any]) -> None:
+        """Durable mode: the kernel an earlier server left running, from its stored connection
+        and provisioner info. StartupError if it is gone. ``handshake`` connects."""
+        base = None
+        if self.spec.kernel_name:
             try:
-                msg = KernelMessage.from_zmq(channel, msg_list, session)
-            except (InvalidSignature, ValueError) as e:
-                log.warning("Dropping a bad %s message from the kernel: %s", channel, e)
-                return
-            on_message(msg)
+                base = launch.load_kernelspec(self.mkm.kernel_spec_manager, self.spec.kernel_name)
+            except SupervisorError:
+                pass  # the kernelspec was removed; the running kernel does not need it
+        km = self._new_manager(base, self.spec.kernel_name)
+        km.load_connection_info(data["connection_info"])
+        if data.get("provisioner_info"):
+            await provisioning.reattach_provisioner(km, data["provisioner_info"])
+            if await km.provisioner.poll() is not None:
+                raise StartupError(EXITED_ABNORMALLY, "The kernel is gone", None, "")
+        self.km = km
+        self.provisioner_info = data.get("provisioner_info")
+        self.process_id = provisioning.local_pid(km)
+        self.output = self._open_output()
 
-        return receive
+    def attach_server_kernel(self) -> None:
+        """The kernel jupyter_server started (or restarted) for its session; ``handshake``
+        connects."""
+        self.km = self.mkm.get_kernel(self.kernel_id)
+        self.process_id = provisioning.local_pid(self.km)
+
+    def is_current_process(self) -> bool:
+        """Connected to the process jupyter_server runs now (not one it replaced)."""
+        return self.conn is not None and provisioning.local_pid(self.km) == self.process_id
+
+    async def restart_server_kernel(self) -> None:
+        await self.mkm.restart_kernel(self.kernel_id)
+
+    def _new_manager(self, base: Any, kernel_name: str | None) -> Any:
+        km = launch.new_kernel_manager(
+            self.mkm, self.kernel_id, launch.build_kernel_spec(self.spec, base), kernel_name
+        )
+        km.shutdown_wait_time = self.config.shutdown_wait
+        return km
+
+    def _open_output(self) -> ProcessOutput:
+        prefix = os.path.join(self.config.runtime_dir, f"kernel-{self.kernel_id}")
+        return ProcessOutput(prefix, lambda stream, line: self.on_output(stream, line))
+
+    # --- the startup handshake ----------------------------------------------------------
+
+    async def handshake(self, deadline: float) -> dict[str, Any]:
+        """Connect, then kernel_info_request until the reply and an iopub message arrive
+        (jupyter_server's "nudge"), watching for the process exiting and for the deadline.
+        Then the kernel is ready: registered with the server, its heartbeat watched."""
+        if self.conn is None:
+            km = self.km
+            self.msg_session = Session(
+                key=km.session.key,
+                signature_scheme=km.session.signature_scheme,
+                username=self.spec.username,
+            )
+            self.conn = KernelConnection(km, self.msg_session, self._receive)
+        self._waiter = waiter = KernelInfoWaiter()
+        self._handshake_ids.clear()
+        try:
+            while not waiter.done:
+                msg = make_message(self.msg_session, "shell", "kernel_info_request", {})
+                self._handshake_ids.add(msg["header"]["msg_id"])
+                self.conn.send("shell", msg)
+                for _ in range(10):  # 1 s per try
+                    if waiter.done:
+                        break
+                    await self._check_starting(deadline)
+                    await asyncio.sleep(0.1)
+        finally:
+            self._waiter = None
+        if self.output is not None:
+            self.output.poll()  # what the kernel printed while starting comes before `idle`
+        if not self.owned_by_server:
+            jupyter.register_kernel(self.mkm, self.kernel_id, self.km)
+        self.conn.start_heartbeat(
+            self.config.heartbeat_interval, self.config.heartbeat_timeout, self._heartbeat
+        )
+        return waiter.reply or {}
+
+    async def _check_starting(self, deadline: float) -> None:
+        if self.km.has_kernel and not await self.km.is_alive():
+            code = await self.km.provisioner.poll()
+            await self._fail(
+                EXITED_ABNORMALLY, f"The kernel exited during startup (code {code})", code
+            )
+        if time.monotonic() > deadline:
+            await self._fail(
+                ZMQ_CONNECT_TIMEOUT,
+                f"The kernel did not answer within {self.spec.connection_timeout} s",
+            )
+
+    async def _fail(self, code: str, message: str, exit_code: int | None = None) -> None:
+        """Leave nothing behind (no process, no sockets) and raise the StartupError."""
+        self._close_connection()
+        if self.km is not None and not self.owned_by_server:
+            try:
+                await self.km.shutdown_kernel(now=True)
+            except Exception:
+                log.exception("Cleaning up the kernel %s", self.kernel_id)
+        output = ""
+        if self.output is not None:
+            output = self.output.read_all()
+            self.output.close()
+        self.process_id = None
+        raise StartupError(code, message, exit_code, output)
+
+    def _receive(self, msg: KernelMessage) -> None:
+        """Every message from the kernel; the handshake's own are not the clients' business
+        (iopub only while it runs: a late one is output like any other)."""
+        if self._handshake_ids and msg.parent_msg_id in self._handshake_ids:
+            if self._waiter is not None:
+                self._waiter.deliver(msg)
+                return
+            if msg.channel != "iopub":
+                return
+        self.on_message(msg)
+
+    def _heartbeat(self, alive: bool) -> None:
+        self.on_heartbeat(alive)
+
+    # --- talking to it -------------------------------------------------------------------
 
     def send(self, channel: str, msg: dict[str, Any]) -> None:
-        """Sign and send; unlike Session.send this leaves ``msg`` as it was (it is queued
-        and shown in ``execution_queue``)."""
-        frames = self.session.serialize(msg)
-        frames.extend(msg.get("buffers") or ())
-        self.streams[channel].send_multipart(frames, copy=False)
+        self.conn.send(channel, msg)
 
-    def start_heartbeat(
-        self,
-        interval: float,
-        timeout: float,
-        on_change: Callable[[bool], None],
-    ) -> None:
-        self._heartbeat_task = asyncio.ensure_future(self._heartbeat(interval, timeout, on_change))
+    def send_control(self, msg_type: str, content: dict[str, Any]) -> None:
+        if self.conn is not None:
+            self.conn.send("control", make_message(self.msg_session, "control", msg_type, content))
 
-    async def _heartbeat(
-        self, interval: float, timeout: float, on_change: Callable[[bool], None]
-    ) -> None:
-        """Ping the kernel's heartbeat; ``on_change(False)`` after ``timeout`` seconds without
-        an answer, ``on_change(True)`` when the late answer finally comes."""
-        ctx = zmq.asyncio.Context.instance()
-        url = self.km._make_url("hb")
-        alive = True
-        sock = ctx.socket(zmq.REQ)
-        sock.linger = 0
-        sock.connect(url)
+    async def interrupt(self) -> None:
+        """SIGINT through jupyter_client (or its interrupt_request in message mode); an
+        adopted kernel in signal mode has no process of ours to signal."""
+        km = self.km
+        if km is not None and km.has_kernel:
+            try:
+                await km.interrupt_kernel()
+            except Exception as e:
+                raise SupervisorError(400, INTERRUPT_FAILED, f"Interrupt failed: {e}") from None
+        elif self.spec.interrupt_mode == "message":
+            self.send_control("interrupt_request", {})
+        else:
+            raise SupervisorError(
+                400, INTERRUPT_FAILED, "No local process to signal (adopted kernel)"
+            )
+
+    def record_state(self, execution_state: str) -> None:
+        """The kernel's busy/idle, for /api/kernels (the server watches its own kernels)."""
+        if not self.owned_by_server and self.km is not None:
+            jupyter.record_activity(self.mkm, self.km, execution_state)
+
+    # --- stopping --------------------------------------------------------------------------
+
+    async def stop(self, now: bool) -> int | None:
+        """Shut the kernel down (a kill after ``shutdown_wait``; at once with ``now``); its exit
+        code when known. An adopted kernel is asked to exit with a shutdown_request."""
+        km = self.km
+        process = provisioning.local_process(km) if km is not None else None
+        known = process is not None and getattr(process, "exit_code_known", True)
+        if self.owned_by_server:
+            if self.kernel_id in self.mkm:
+                await self.mkm.shutdown_kernel(self.kernel_id, now=now)
+        elif km is not None and km.has_kernel:
+            try:
+                await km.shutdown_kernel(now=now)
+            except Exception:
+                log.exception("Shutting down the kernel %s", self.kernel_id)
+        elif km is not None and not now:
+            self.send_control("shutdown_request", {"restart": False})
+        return process.returncode if known else None
+
+    async def has_exited(self) -> bool:
+        """Whether a process of ours has gone on its own (adopted kernels: the heartbeat
+        tells). False while jupyter_server is restarting or shutting it down: its result
+        decides."""
+        km = self.km
+        if km is None or not km.has_kernel or await km.provisioner.poll() is None:
+            return False
+        return not (km.shutting_down and self.kernel_id in self.mkm)
+
+    def exit_code(self) -> int | None:
+        return provisioning.exit_code(self.km) if self.km is not None else None
+
+    async def reap(self) -> None:
+        """After an exit: reap the process and remove its connection file (the server's own
+        kernels are left to its restarter)."""
+        if self.owned_by_server:
+            return
         try:
-            while True:
-                await sock.send(b"ping")
-                if await sock.poll(timeout * 1000):
-                    await sock.recv()
-                else:
-                    if alive:
-                        alive = False
-                        on_change(False)
-                    # Keep waiting on the same ping: a stopped kernel answers it on resume.
-                    while not await sock.poll(interval * 1000):
-                        pass
-                    await sock.recv()
-                if not alive:
-                    alive = True
-                    on_change(True)
-                await asyncio.sleep(interval)
-        except asyncio.CancelledError:
-            pass
-        finally:
-            sock.close(linger=0)
+            await self.km.shutdown_kernel(now=True)
+        except Exception:
+            log.debug("Cleanup after exit of %s", self.kernel_id, exc_info=True)
 
-    def close(self) -> None:
-        if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
-            self._heartbeat_task = None
-        for stream in self.streams.values():
-            if not stream.closed():
-                stream.on_recv(None)
-                stream.close(linger=0)
-        self.streams.clear()
+    def closed(self) -> None:
+        """The kernel has gone: sockets closed, out of /api/kernels, output files removed."""
+        self._close_connection()
+        if not self.owned_by_server:
+            jupyter.unregister_kernel(self.mkm, self.kernel_id)
+        if self.output is not None:
+            self.output.poll()
+            self.output.close()
+        self.process_id = None
+
+    def detach(self) -> None:
+        """The server stops in durable mode: let go of the kernel and leave it running."""
+        self._close_connection()
+        if self.output is not None:
+            self.output.detach()
+        if self.km is not None and not self.owned_by_server:
+            jupyter.unregister_kernel(self.mkm, self.kernel_id)
+
+    async def current_directory(self) -> str | None:
+        """The local process's working directory, or None (no local process, or it has
+        gone or changed meanwhile)."""
+        pid = self.process_id
+        if pid is None:
+            return None
+        try:
+            cwd = provisioning.process_cwd(pid)
+            if cwd is None:
+                cwd = await asyncio.to_thread(lambda: psutil.Process(pid).cwd())
+        except (OSError, psutil.Error):
+            return None
+        return cwd if self.process_id == pid else None
+
+    def poll_output(self) -> None:
+        if self.output is not None:
+            self.output.poll()
+
+    def _close_connection(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    # --- views ------------------------------------------------------------------------------
+
+    def connection_info(self) -> dict[str, Any]:
+        if self.km is None:
+            raise SupervisorError(
+                400, NO_CONNECTION_INFO, f"Session {self.spec.session_id!r} has no running kernel"
+            )
+        info = self.km.get_connection_info()
+        out = {k: info[k] for k in CONNECTION_FIELDS}
+        if isinstance(out["key"], bytes):
+            out["key"] = out["key"].decode()
+        return out
+
+    def persisted(self, running: bool) -> dict[str, Any]:
+        """What a later server needs to re-attach (durable mode)."""
+        running = running and self.km is not None
+        return {
+            "connection_info": (
+                provisioning.jsonable(self.km.get_connection_info()) if running else None
+            ),
+            "provisioner_info": self.provisioner_info if running else None,
+        }

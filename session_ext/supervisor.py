@@ -13,7 +13,7 @@ import psutil
 
 from . import __version__
 from .events import EventBus
-from .kernel import load_kernelspec
+from .launch import load_kernelspec
 from .models import (
     SESSION_EXISTS,
     SESSION_RUNNING,
@@ -234,8 +234,8 @@ class Supervisor:
             self.kernel_manager,
             self,
             kernel_id=kernel_id,
+            owned_by_server=True,
         )
-        session.owned_by_server = True
         self._add(session)
         try:
             await session.attach_server_kernel()
@@ -251,7 +251,7 @@ class Supervisor:
         """Stop mirroring a jupyter_server session (its kernel is the server's business)."""
         await session.detach_kernel()
         if session.is_running:
-            session._on_exited(None, "session closed")
+            session.on_kernel_exited(None, "session closed")
         self._remove(session.session_id)
 
     def on_kernel_action(self, kernel_id: str, action: str | None) -> None:

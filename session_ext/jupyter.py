@@ -1,0 +1,63 @@
+"""Every touch of jupyter_server's and jupyter_client's internals, in one place.
+
+Each is here because no public API does the job; each says why and which versions it was
+checked against (jupyter_server 2.14 - 2.21.1, jupyter_client 8.6 - 8.10). Upgrading either
+package means reading this file first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# utcnow lives in a private module; it is what jupyter_server itself stamps activity with.
+from jupyter_server._tz import utcnow
+
+
+def set_kernel_spec(km: Any, kernel_spec: Any) -> None:
+    """Launch ``km`` from an in-memory kernelspec (the session's argv, interrupt mode, names).
+
+    ``KernelManager.kernel_spec`` reads its ``_kernel_spec`` cache before asking the kernelspec
+    manager, and a session's kernelspec is not installed anywhere."""
+    km._kernel_spec = kernel_spec
+
+
+def channel_url(km: Any, channel: str) -> str:
+    """The ZeroMQ URL of one of the kernel's channels (``ConnectionFileMixin._make_url``): our
+    iopub socket needs options ``connect_iopub`` does not take, and the heartbeat is ours."""
+    return km._make_url(channel)
+
+
+def register_kernel(multi_kernel_manager: Any, kernel_id: str, km: Any) -> None:
+    """Make a kernel we started visible in /api/kernels, so JupyterLab can attach to it.
+
+    jupyter_server has no public call to add an already-started kernel; this does what its
+    ``MappingKernelManager.start_kernel`` does after launching (its ``_kernels``,
+    ``_kernel_connections`` and ``_kernel_ports`` dicts)."""
+    mkm = multi_kernel_manager
+    mkm._kernels[kernel_id] = km
+    mkm._kernel_connections.setdefault(kernel_id, 0)
+    mkm._kernel_ports[kernel_id] = km.ports
+    km.execution_state = "idle"
+    km.reason = ""
+    km.last_activity = utcnow()
+    # No mkm.start_watching_activity: a second subscriber decoding every message cost a third
+    # of the server's time on iopub; the session reports activity instead (record_activity).
+
+
+def unregister_kernel(multi_kernel_manager: Any, kernel_id: str) -> None:
+    """Take a kernel of ours out of /api/kernels without shutting it down (it exited, or
+    durable mode keeps it running past the server)."""
+    mkm = multi_kernel_manager
+    if kernel_id not in mkm._kernels:
+        return
+    mkm.stop_watching_activity(kernel_id)
+    mkm._kernels.pop(kernel_id, None)
+    mkm._kernel_connections.pop(kernel_id, None)
+    mkm._kernel_ports.pop(kernel_id, None)
+
+
+def record_activity(multi_kernel_manager: Any, km: Any, execution_state: str) -> None:
+    """What jupyter_server's activity watcher would record, for /api/kernels and its
+    no-activity shutdown: the kernel's busy/idle and when it last changed."""
+    km.execution_state = execution_state
+    km.last_activity = multi_kernel_manager.last_kernel_activity = utcnow()
