@@ -155,7 +155,7 @@ class SessionExtApp(ExtensionApp):
             self.events,
             SessionStore(self.db_path, self.history_size),
         )
-        integration.connect(self.serverapp, self.supervisor)
+        integration.connect(self.serverapp, self.supervisor, self.settings)
         IOLoop.current().add_callback(self._on_server_started)
 
     def initialize_handlers(self):

@@ -29,29 +29,42 @@ log = logging.getLogger(__name__)
 
 KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
+# The supervisor in the tornado settings of the server it belongs to: each hook finds its own
+# server's supervisor (several servers may run in one process, as in tests).
+SETTINGS_KEY = "session_ext_supervisor"
+
+
+def supervisor_in(settings: dict[str, Any] | None) -> Any:
+    return settings.get(SETTINGS_KEY) if settings is not None else None
 
 
 class SupervisedSessionManagerMixin:
     """Mixed into the server's configured SessionManager class (see ``supervised``)."""
 
-    supervisor: Any = None  # set by SessionExtApp once the supervisor exists
+    @property
+    def supervisor(self) -> Any:
+        web_app = getattr(self.parent, "web_app", None)  # the parent is the ServerApp
+        return supervisor_in(web_app.settings if web_app is not None else None)
 
     async def create_session(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         model = await super().create_session(*args, **kwargs)
-        if self.supervisor is not None:
-            await self.supervisor.mirror_jupyter_session(model)
+        supervisor = self.supervisor
+        if supervisor is not None:
+            await supervisor.mirror_jupyter_session(model)
         return model
 
     async def update_session(self, session_id: str, **kwargs: Any) -> None:
         await super().update_session(session_id, **kwargs)
-        if self.supervisor is not None:
+        supervisor = self.supervisor
+        if supervisor is not None:
             model = await self.get_session(session_id=session_id)
-            await self.supervisor.mirror_jupyter_session(model)
+            await supervisor.mirror_jupyter_session(model)
 
     async def delete_session(self, session_id: str) -> None:
         await super().delete_session(session_id)
-        if self.supervisor is not None:
-            self.supervisor.forget_jupyter_session(session_id)
+        supervisor = self.supervisor
+        if supervisor is not None:
+            supervisor.forget_jupyter_session(session_id)
 
 
 class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
@@ -62,7 +75,10 @@ class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
     do (same protocol, same serialization).
     """
 
-    supervisor: Any = None  # set by SessionExtApp
+    @property
+    def supervisor(self) -> Any:
+        handler = self.websocket_handler
+        return supervisor_in(handler.settings if handler is not None else None)
 
     def handle_incoming_message(self, incoming_msg: Any) -> None:
         session = self._supervised_session()
@@ -74,9 +90,10 @@ class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
         super().handle_incoming_message(incoming_msg)
 
     def _supervised_session(self) -> Any:
-        if self.supervisor is None:
+        supervisor = self.supervisor
+        if supervisor is None:
             return None
-        session = self.supervisor.session_for_kernel(self.kernel_id)
+        session = supervisor.session_for_kernel(self.kernel_id)
         return session if session is not None and session.kernel_connected else None
 
     def _execute_request(self, ws_msg: Any) -> dict[str, Any] | None:
@@ -172,10 +189,10 @@ def install(serverapp: Any) -> None:
         log.warning("Kernel websocket class %s is not ZMQ-based: notebook cells are not queued", base)
 
 
-def connect(serverapp: Any, supervisor: Any) -> None:
-    """Once the supervisor exists: point the hooks at it and listen to kernel actions."""
-    SupervisedSessionManagerMixin.supervisor = supervisor
-    SupervisedWebsocketConnection.supervisor = supervisor
+def connect(serverapp: Any, supervisor: Any, settings: dict[str, Any]) -> None:
+    """Once the supervisor exists: give the hooks their server's supervisor (through its
+    tornado ``settings``) and listen to its kernel actions."""
+    settings[SETTINGS_KEY] = supervisor
 
     async def on_kernel_action(logger: Any, schema_id: str, data: dict) -> None:
         if data.get("status") == "success" and data.get("kernel_id"):

@@ -11,7 +11,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from . import launch
@@ -22,7 +21,6 @@ from .messages import kernel_event
 from .models import (
     NO_CONNECTION_INFO,
     NO_PROCESS,
-    RUNNING_STATUSES,
     SESSION_NOT_RUNNING,
     SESSION_RUNNING,
     ExecuteRequest,
@@ -31,10 +29,9 @@ from .models import (
     SupervisorConfig,
     SupervisorError,
 )
-from .queue import ExecutionQueue, QueuedRequest, now_ms
+from .queue import ExecutionQueue, QueuedRequest
 from .router import MessageRouter
-
-CONNECTED_STATUSES = ("idle", "busy", "offline")
+from .status import CONNECTED_STATUSES, RUNNING_STATUSES, SessionStatus, rfc3339
 
 
 class SessionListener(Protocol):
@@ -49,12 +46,6 @@ class SessionListener(Protocol):
     def history_added(self, session: ActiveSession, entry: dict[str, Any]) -> None: ...
 
 
-def rfc3339(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 class ActiveSession:
     def __init__(
         self,
@@ -64,15 +55,13 @@ class ActiveSession:
         listener: SessionListener,
         kernel_id: str | None = None,
         owned_by_server: bool = False,
+        status: SessionStatus | None = None,
     ):
         self.spec = spec
         self.config = config
         self.listener = listener
         self.kernel_id = kernel_id or str(uuid.uuid4())
-        self.status = "uninitialized"
-        self.reason = "created"
-        self._status_since = time.monotonic()
-        self.status_timestamp = now_ms()
+        self._status = status or SessionStatus()
         self.created = time.time()
         self.started: float = self.created
         self.kernel_info: dict[str, Any] = {}
@@ -98,6 +87,18 @@ class ActiveSession:
         return self.kernel.owned_by_server
 
     @property
+    def status(self) -> str:
+        return self._status.status
+
+    @property
+    def reason(self) -> str:
+        return self._status.reason
+
+    @property
+    def status_timestamp(self) -> int:
+        return self._status.timestamp
+
+    @property
     def is_running(self) -> bool:
         return self.status in RUNNING_STATUSES
 
@@ -120,27 +121,17 @@ class ActiveSession:
     # --- status ------------------------------------------------------------------------
 
     def _set_status(self, status: str, reason: str) -> None:
-        if status == self.status and reason == self.reason:
-            return
-        if status != self.status:
-            self._status_since = time.monotonic()
-            self.status_timestamp = now_ms()
-        self.status, self.reason = status, reason
-        self.router.broadcast(kernel_event(status={"status": status, "reason": reason}))
-        self.listener.session_status(self)
-
-    def _seconds_in(self, status: str) -> int:
-        if self.status != status:
-            return 0
-        return int(time.monotonic() - self._status_since)
+        if self._status.set(status, reason):
+            self.router.broadcast(kernel_event(status={"status": status, "reason": reason}))
+            self.listener.session_status(self)
 
     @property
     def idle_seconds(self) -> int:
-        return self._seconds_in("idle")
+        return self._status.seconds_in("idle")
 
     @property
     def busy_seconds(self) -> int:
-        return self._seconds_in("busy")
+        return self._status.seconds_in("busy")
 
     def _require_running(self) -> None:
         if not self.is_running or not self.kernel.connected:
@@ -396,37 +387,6 @@ class ActiveSession:
             self.working_directory = cwd
             self.router.broadcast(kernel_event(workingDirChanged=cwd))
             self.listener.session_updated(self)
-
-    # --- durability ----------------------------------------------------------------------
-
-    def persisted(self) -> dict[str, Any]:
-        """What the store keeps: enough to list the session after a restart and, in durable
-        mode, to re-attach to its kernel."""
-        return {
-            "spec": self.spec.to_json(),
-            "kernel_id": self.kernel_id,
-            "status": self.status,
-            "reason": self.reason,
-            "exit_code": self.exit_code,
-            "started": self.started,
-            "working_directory": self.working_directory,
-            "initial_env": self.initial_env,
-            "kernel_info": self.kernel_info,
-            **self.kernel.persisted(self.is_running),
-        }
-
-    def restore_state(self, data: dict[str, Any], history: list[dict[str, Any]]) -> None:
-        """Fields of a session stored by an earlier server (its kernel not yet re-attached)."""
-        if data.get("status") == "uninitialized":
-            self.status, self.reason = "uninitialized", data.get("reason") or "created"
-        else:
-            self.status, self.reason = "exited", data.get("reason") or "server restarted"
-        self.exit_code = data.get("exit_code")
-        self.started = data.get("started") or self.started
-        self.working_directory = data.get("working_directory") or self.working_directory
-        self.initial_env = data.get("initial_env") or {}
-        self.kernel_info = data.get("kernel_info") or {}
-        self.router.history.extend(history)
 
     # --- views ---------------------------------------------------------------------------
 

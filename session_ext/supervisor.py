@@ -29,8 +29,10 @@ from .models import (
     parse_new_session,
     require_object,
 )
+from .records import restored_session, session_record
 from .resources import ResourceSampler
-from .session import ActiveSession, rfc3339
+from .session import ActiveSession
+from .status import rfc3339
 from .store import SessionStore
 
 log = logging.getLogger(__name__)
@@ -305,13 +307,9 @@ class Supervisor:
         live kernels re-attached (same ids, metadata, history, kernel state)."""
         reattaching = []
         for data, history in await self.store.load():
-            spec = SessionSpec.from_json(data["spec"])
-            if spec.session_id in self.sessions:
+            if data["spec"]["session_id"] in self.sessions:
                 continue
-            session = ActiveSession(
-                spec, self.config, self.kernel_manager, self, kernel_id=data["kernel_id"]
-            )
-            session.restore_state(data, history)
+            session = restored_session(data, history, self.config, self.kernel_manager, self)
             self._add(session)
             if data.get("connection_info") and data.get("status") not in ("exited", "uninitialized"):
                 reattaching.append(self._reattach(session, data))
@@ -451,7 +449,7 @@ class Supervisor:
         writes = []
         for session_id, session in pending.items():
             if session_id in self.sessions:
-                writes.append(self.store.save(session_id, session.persisted()))
+                writes.append(self.store.save(session_id, session_record(session)))
         return [w for w in writes if w is not None]
 
     async def flush(self) -> None:

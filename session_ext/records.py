@@ -1,0 +1,52 @@
+"""What the store keeps of a session, and the session made again from it by a later server
+(which, in durable mode, then re-attaches its kernel: ``ActiveSession.reattach``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import SessionSpec, SupervisorConfig
+from .session import ActiveSession, SessionListener
+from .status import SessionStatus
+
+
+def session_record(session: ActiveSession) -> dict[str, Any]:
+    """Enough to list the session after a restart and, in durable mode, to re-attach."""
+    return {
+        "spec": session.spec.to_json(),
+        "kernel_id": session.kernel_id,
+        "status": session.status,
+        "reason": session.reason,
+        "exit_code": session.exit_code,
+        "started": session.started,
+        "working_directory": session.working_directory,
+        "initial_env": session.initial_env,
+        "kernel_info": session.kernel_info,
+        **session.kernel.persisted(session.is_running),
+    }
+
+
+def restored_session(
+    data: dict[str, Any],
+    history: list[dict[str, Any]],
+    config: SupervisorConfig,
+    kernel_manager: Any,
+    listener: SessionListener,
+) -> ActiveSession:
+    """A stored session as it was, its kernel not yet re-attached (so `exited`, unless it
+    had never started)."""
+    if data.get("status") == "uninitialized":
+        status = SessionStatus("uninitialized", data.get("reason") or "created")
+    else:
+        status = SessionStatus("exited", data.get("reason") or "server restarted")
+    session = ActiveSession(
+        SessionSpec.from_json(data["spec"]), config, kernel_manager, listener,
+        kernel_id=data["kernel_id"], status=status,
+    )
+    session.exit_code = data.get("exit_code")
+    session.started = data.get("started") or session.started
+    session.working_directory = data.get("working_directory") or session.working_directory
+    session.initial_env = data.get("initial_env") or {}
+    session.kernel_info = data.get("kernel_info") or {}
+    session.router.history.extend(history)
+    return session
