@@ -1,0 +1,221 @@
+"""The session's parts alone, without a server: KernelProcess with a real ipykernel, the
+MessageRouter wired to it (its queue, replies to the requester, aborts), REST execute and
+the status clock. Clients and listeners here are recorders of our own protocols; the kernel
+and jupyter_client are real."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+import uuid
+
+import psutil
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+from session_ext.execute import ExecuteTimeout, execute
+from session_ext.kernel import KernelProcess
+from session_ext.launch import kernel_env
+from session_ext.models import ExecuteRequest, SessionSpec, StartupError, SupervisorConfig
+from session_ext.router import MessageRouter
+from session_ext.status import SessionStatus
+
+from .helpers import IPYKERNEL_ARGV, WAIT
+
+
+def spec(argv=IPYKERNEL_ARGV, **fields) -> SessionSpec:
+    return SessionSpec(
+        session_id=f"part-{uuid.uuid4().hex[:8]}", display_name="Python", language="python",
+        username="tester", input_prompt=">>> ", continuation_prompt="... ", argv=list(argv),
+        session_mode="console", working_directory=fields.pop("cwd", "/tmp"), env=[],
+        interrupt_mode="signal", startup_environment="none", connection_timeout=20, **fields,
+    )
+
+
+@pytest.fixture
+def config(tmp_path):
+    return SupervisorConfig(
+        runtime_dir=str(tmp_path), server_root=str(tmp_path), username="tester",
+        heartbeat_interval=0.5, heartbeat_timeout=2.0, shutdown_wait=3.0,
+    )
+
+
+@pytest.fixture
+def mkm(tmp_path):
+    return AsyncMappingKernelManager(
+        connection_dir=str(tmp_path), root_dir=str(tmp_path), kernel_spec_manager=KernelSpecManager()
+    )
+
+
+class Recorder:
+    """A websocket client and a RouterListener, remembering what reached it."""
+
+    def __init__(self):
+        self.frames: list[dict] = []
+        self.events: list[tuple] = []
+
+    def send_frame(self, frame: bytes) -> None:
+        self.frames.append(json.loads(frame))
+
+    def deliver(self, msg) -> None:
+        self.frames.append(json.loads(msg.frame))
+
+    def close_displaced(self, reason: str) -> None:
+        self.events.append(("displaced", reason))
+
+    def __getattr__(self, name):  # the RouterListener callbacks
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args: self.events.append((name, *args))
+
+    def reply(self, msg_id: str) -> dict | None:
+        for f in self.frames:
+            if f.get("channel") == "shell" and f["parent_header"].get("msg_id") == msg_id:
+                return f
+        return None
+
+    async def until(self, found, timeout: float = WAIT):
+        deadline = time.monotonic() + timeout
+        while not (result := found(self)):
+            assert time.monotonic() < deadline, f"not received: {self.frames[-5:]}"
+            await asyncio.sleep(0.02)
+        return result
+
+    async def until_reply(self, msg_id: str) -> dict:
+        return await self.until(lambda r: r.reply(msg_id))
+
+
+async def launched(kernel: KernelProcess) -> dict:
+    deadline = time.monotonic() + kernel.spec.connection_timeout
+    return await kernel.launch(kernel.spec.working_directory, kernel_env([], ()), deadline)
+
+
+@contextlib.asynccontextmanager
+async def wired(config, mkm):
+    """A KernelProcess and a MessageRouter, wired as ActiveSession wires them."""
+    kernel = KernelProcess(uuid.uuid4().hex, spec(), config, mkm)
+    listener = Recorder()
+    router = MessageRouter(config, kernel, listener)
+    kernel.on_message = router.kernel_message
+    await launched(kernel)
+    router.kernel_ready()
+    try:
+        yield kernel, router, listener
+    finally:
+        await kernel.stop(now=True)
+        kernel.closed()
+
+
+async def test_kernel_process_alone(config, mkm):
+    kernel = KernelProcess(uuid.uuid4().hex, spec(), config, mkm)
+    received = []
+    kernel.on_message = received.append
+    info = await launched(kernel)
+    assert info["status"] == "ok" and info["language_info"]["name"] == "python"
+    assert psutil.Process(kernel.process_id).is_running()
+    assert kernel.kernel_id in mkm  # registered: /api/kernels would list it
+    assert not any(m.parent_msg_id in kernel._handshake_ids for m in received)  # handshake's own
+    msg = kernel.msg_session.msg("execute_request", {"code": "print('hi')", "silent": False})
+    kernel.send("shell", {**msg, "channel": "shell"})
+    deadline = time.monotonic() + WAIT
+    while not any(m.msg_type == "execute_reply" for m in received):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    assert any(m.msg_type == "stream" and m.content["text"] == "hi\n" for m in received)
+    pid = kernel.process_id
+    psutil.Process(pid).kill()
+    deadline = time.monotonic() + WAIT
+    while not await kernel.has_exited():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert kernel.exit_code() == -9
+    await kernel.reap()
+    kernel.closed()
+    assert kernel.process_id is None and kernel.kernel_id not in mkm
+
+
+async def test_kernel_start_failure_leaves_nothing(config, mkm):
+    argv = [sys.executable, "-c", "import sys; print('bye'); sys.exit(3)"]
+    kernel = KernelProcess(uuid.uuid4().hex, spec(argv), config, mkm)
+    with pytest.raises(StartupError) as err:
+        await launched(kernel)
+    assert err.value.exit_code == 3 and "bye" in err.value.output
+    assert kernel.process_id is None and not kernel.connected and kernel.kernel_id not in mkm
+
+
+async def test_router_queues_and_routes_replies(config, mkm):
+    async with wired(config, mkm) as (kernel, router, listener):
+        client, other = Recorder(), Recorder()
+        router.attach(client)
+        router.attach(other)
+        ids = []
+        for code in ("import time; time.sleep(1)", "x = 1", "print(x + 1)"):
+            msg = router.new_message("shell", "execute_request", {"code": code, "silent": False})
+            ids.append(msg["header"]["msg_id"])
+            router.send_client_message(client, msg, source="websocket")
+        assert [f.get("executionQueued") for f in client.frames if "executionQueued" in f] == ids[1:]
+        assert router.queue.active.msg_id == ids[0] and len(router.queue) == 2
+        for msg_id in ids:
+            assert (await client.until_reply(msg_id))["content"]["status"] == "ok"
+        assert all(other.reply(msg_id) is None for msg_id in ids)  # replies: to the requester only
+        assert any(f.get("content", {}).get("text") == "2\n" for f in other.frames)  # iopub: all
+        deadline = time.monotonic() + WAIT
+        while len(router.history) < 3:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        assert [e["msg_id"] for e in router.history] == ids
+        assert router.history[-1]["output"] == "2\n"
+        assert ("queue_changed",) in listener.events
+
+
+async def test_router_aborts_pending_on_interrupt_and_exit(config, mkm):
+    async with wired(config, mkm) as (kernel, router, listener):
+        client = Recorder()
+        router.attach(client)
+        ids = []
+        for code in ("import time; time.sleep(30)", "1", "2"):
+            msg = router.new_message("shell", "execute_request", {"code": code, "silent": False})
+            ids.append(msg["header"]["msg_id"])
+            router.send_client_message(client, msg, source="websocket")
+        await client.until(lambda r: any(
+            f.get("header", {}).get("msg_type") == "execute_input" for f in r.frames))
+        await kernel.interrupt()
+        router.on_interrupted()
+        for msg_id in ids[1:]:
+            assert (await client.until_reply(msg_id))["content"]["status"] == "aborted"
+        assert (await client.until_reply(ids[0]))["content"]["status"] == "error"  # KeyboardInterrupt
+        msg = router.new_message("shell", "execute_request", {"code": "import time; time.sleep(30)"})
+        router.send_client_message(client, msg, source="websocket")
+        router.kernel_gone(None, "killed")
+        assert (await client.until_reply(msg["header"]["msg_id"]))["content"]["status"] == "aborted"
+        assert {"kind": "kernel", "exited": None} in client.frames
+
+
+async def test_rest_execute_and_its_timeout(config, mkm):
+    async with wired(config, mkm) as (kernel, router, listener):
+        result = await execute(router, kernel, ExecuteRequest(code="print(6 * 7); 'done'"))
+        assert result["status"] == "ok" and result["data"] == {"text/plain": "'done'"}
+        assert result["output"][0]["text"] == "42\n"
+        with pytest.raises(ExecuteTimeout) as err:
+            await execute(router, kernel, ExecuteRequest(
+                code="import time; print('started', flush=True); time.sleep(30)", timeout_seconds=2,
+            ))
+        assert err.value.status == 504
+        after = await execute(router, kernel, ExecuteRequest(code="'still alive'", timeout_seconds=20))
+        assert after["data"] == {"text/plain": "'still alive'"}  # interrupted, not killed
+
+
+def test_status_clock():
+    status = SessionStatus()
+    assert (status.status, status.reason) == ("uninitialized", "created")
+    assert status.set("idle", "started") and not status.set("idle", "started")
+    assert status.seconds_in("idle") == 0 and status.seconds_in("busy") == 0
+    status._since -= 5  # as if 5 s had passed
+    assert status.seconds_in("idle") == 5
+    assert status.set("idle", "execute_request")  # the reason changed, the clock did not
+    assert status.seconds_in("idle") == 5
+    assert status.set("busy", "execute_request") and status.seconds_in("busy") == 0
