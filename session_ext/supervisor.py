@@ -11,7 +11,7 @@ from typing import Any
 
 import psutil
 
-from . import __version__
+from . import __version__, mirror
 from .events import EventBus
 from .launch import load_kernelspec
 from .models import (
@@ -196,11 +196,10 @@ class Supervisor:
     async def mirror_jupyter_session(self, model: dict[str, Any]) -> None:
         """A session of /api/sessions was created or changed: show it as an ActiveSession
         (same id, its kernel, notebook_uri) and attach to its kernel."""
-        kernel = model.get("kernel") or {}
-        kernel_id = kernel.get("id")
+        kernel_id = (model.get("kernel") or {}).get("id")
         session = self.sessions.get(model["id"])
         path = model.get("path") or ""
-        notebook_uri = self._file_uri(path) if model.get("type") == "notebook" else None
+        notebook_uri = mirror.notebook_uri(self.config, model)
         if session is not None and session.kernel_id == kernel_id:
             if session.spec.notebook_uri != notebook_uri or session.spec.metadata.get("path") != path:
                 session.spec.notebook_uri = notebook_uri
@@ -211,27 +210,9 @@ class Supervisor:
             await self._drop(session)
         if not kernel_id or kernel_id not in self.kernel_manager:
             return
-        km = self.kernel_manager.get_kernel(kernel_id)
-        spec = km.kernel_spec
-        mode = {"notebook": "notebook", "console": "console"}.get(model.get("type"), "background")
+        kernel_spec = self.kernel_manager.get_kernel(kernel_id).kernel_spec
         session = ActiveSession(
-            SessionSpec(
-                session_id=model["id"],
-                display_name=spec.display_name,  # the document's path is shown beside it
-                language=spec.language,
-                username=self.config.username,
-                input_prompt=">>> ",
-                continuation_prompt="... ",
-                argv=list(spec.argv),
-                session_mode=mode,
-                working_directory=os.path.dirname(self._os_path(path)),
-                env=[],
-                interrupt_mode=spec.interrupt_mode,
-                startup_environment="none",
-                notebook_uri=notebook_uri,
-                kernel_name=kernel.get("name"),
-                metadata={"path": path, "source": "jupyter_server"},
-            ),
+            mirror.mirrored_spec(self.config, model, kernel_spec),
             self.config,
             self.kernel_manager,
             self,
@@ -265,14 +246,6 @@ class Supervisor:
             session.on_interrupted()
         elif action == "restart":
             session.on_kernel_restarted()
-
-    def _os_path(self, api_path: str) -> str:
-        return os.path.join(self.config.server_root, *api_path.split("/"))
-
-    def _file_uri(self, api_path: str) -> str:
-        from pathlib import Path
-
-        return Path(self._os_path(api_path)).as_uri()
 
     def client_heartbeat(self, process_id: int | None) -> None:
         """A client says it is alive (Kallichore's idle shutdown waits for live clients)."""
