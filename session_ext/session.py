@@ -320,7 +320,7 @@ class ActiveSession:
         if not alive and self.status in ("idle", "busy"):
             self._set_status("offline", "heartbeat timeout")
         elif alive and self.status == "offline":
-            self._set_status(self.router.kernel_state, "heartbeat resumed")
+            self._set_status(self._activity(), "heartbeat resumed")
 
     # --- clients -------------------------------------------------------------------------
 
@@ -362,14 +362,22 @@ class ActiveSession:
     def kernel_state(self, state: str, reason: str) -> None:
         self.kernel.record_state(state)
         if self.status in ("idle", "busy"):
-            self._set_status(state, reason)
+            self._set_status(self._activity(), reason)
 
     def kernel_restarting(self) -> None:
         if self.status in ("idle", "busy"):
             self.on_kernel_restarted()
 
     def queue_changed(self) -> None:
+        activity = self._activity()
+        if self.status in ("idle", "busy") and activity != self.status:
+            self._set_status(activity, "execute_request")
         self.listener.session_queue(self)
+
+    def _activity(self) -> str:
+        """busy while a request is active (from its dispatch, not only from the kernel's own
+        busy), else what the kernel last said."""
+        return "busy" if self.router.queue.active is not None else self.router.kernel_state
 
     def request_finished(self, request: QueuedRequest) -> None:
         if self.kernel.process_id is not None:

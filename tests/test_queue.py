@@ -185,3 +185,31 @@ async def test_cancel_tells_the_client_the_kernel_is_still_busy(api):
     await ws.reply_to(slow)
     ws.close()
     await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_status_is_busy_whenever_a_request_is_active(api, supervisor):
+    """The model follows the queue, not only the kernel's last iopub status: between one
+    request's idle and the kernel's busy for the next, the session is still busy."""
+    session_id = await api.started()
+    session = supervisor.get(session_id)
+    inconsistent, watching = [], True
+
+    async def watch():
+        while watching:
+            model = session.to_json(pending_limit=0)
+            if model["execution_queue"]["active"] is not None and model["status"] != "busy":
+                inconsistent.append((model["status"], model["execution_queue"]["length"]))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.ensure_future(watch())
+    ws = await api.channels(session_id)
+    ids = [ws.execute(f"x{i} = {i}") for i in range(40)]
+    for msg_id in ids:
+        await ws.reply_to(msg_id)
+    await ws.idle_of(ids[-1])
+    watching = False
+    await asyncio.wait_for(watcher, 5)
+    assert inconsistent == []
+    assert (await api.wait_status(session_id, "idle"))["execution_queue"]["active"] is None
+    ws.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
