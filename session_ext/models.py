@@ -72,6 +72,7 @@ KERNEL_PATH_NOT_FOUND = "KS-19"
 # Ours, for cases Kallichore has no code for.
 BAD_REQUEST = "bad_request"
 CONFLICT = "conflict"
+FORBIDDEN = "forbidden"
 TOO_MANY_SESSIONS = "too_many_sessions"
 TIMEOUT = "timeout"
 

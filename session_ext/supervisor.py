@@ -29,6 +29,7 @@ from .models import (
     parse_new_session,
     require_object,
 )
+from .policy import ArgvPolicy
 from .resources import ResourceSampler
 from .session import ActiveSession, rfc3339
 from .store import SessionStore
@@ -57,6 +58,7 @@ class Supervisor:
         self.kernel_manager = kernel_manager
         self.events = events
         self.store = store
+        self.policy = ArgvPolicy(config.allow_argv, kernel_manager.kernel_spec_manager)
         self.sessions: dict[str, ActiveSession] = {}
         self._by_kernel: dict[str, ActiveSession] = {}  # kernel_id -> session (fixed per session)
         self.started = time.time()
@@ -106,6 +108,9 @@ class Supervisor:
         for name in ("display_name", "language"):
             if fields[name] is None:
                 raise bad_request(f"Field '{name}' is required when 'argv' is given")
+        self.policy.check(
+            fields["argv"], fields["kernel_name"], fields["startup_environment"], fields["env"]
+        )
         session = ActiveSession(SessionSpec(**fields), self.config, self.kernel_manager, self)
         self._add(session)
         return session
@@ -125,26 +130,27 @@ class Supervisor:
             fields["language"] = fields["language"] or spec.language
             fields["display_name"] = fields["display_name"] or spec.display_name
             fields["interrupt_mode"] = fields["interrupt_mode"] or spec.interrupt_mode
-        elif self.config.allow_argv == "kernelspecs-only" and not self._argv_of_a_kernelspec(
-            fields["argv"]
-        ):
-            raise SupervisorError(
-                403,
-                "forbidden",
-                "This server only runs installed kernelspecs: give 'kernel_name', or the argv "
-                "of an installed kernelspec",
-            )
         fields["interrupt_mode"] = fields["interrupt_mode"] or "signal"
 
-    def _argv_of_a_kernelspec(self, argv: list[str]) -> bool:
-        ksm = self.kernel_manager.kernel_spec_manager
-        for name in ksm.find_kernel_specs():
-            try:
-                if ksm.get_kernel_spec(name).argv == argv:
-                    return True
-            except Exception:
-                continue
-        return False
+    async def start_session(self, session_id: str) -> dict[str, Any]:
+        """Start (or start again) a session's kernel; acknowledged once on disk."""
+        session = self.get(session_id)
+        spec = session.spec
+        self.policy.check(spec.argv, spec.kernel_name, spec.startup_environment, spec.env)
+        kernel_info = await session.start()
+        await self.flush()
+        return kernel_info
+
+    async def restart_session(
+        self, session_id: str, working_directory: str | None, env: list[dict[str, str]] | None
+    ) -> None:
+        session = self.get(session_id)
+        spec = session.spec
+        self.policy.check(
+            spec.argv, spec.kernel_name, spec.startup_environment, spec.env if env is None else env
+        )
+        await session.restart(working_directory, env)
+        await self.flush()
 
     async def delete(self, session_id: str, force: bool = False) -> None:
         session = self.get(session_id)
