@@ -13,7 +13,7 @@ import psutil
 
 from . import __version__
 from .events import EventBus
-from .kernel import load_kernelspec
+from .kernel import check_program, load_kernelspec
 from .models import (
     SESSION_EXISTS,
     SESSION_RUNNING,
@@ -22,6 +22,7 @@ from .models import (
     StartupError,
     SupervisorConfig,
     SupervisorError,
+    apply_env_actions,
     bad_request,
     get_enum,
     get_number,
@@ -111,6 +112,9 @@ class Supervisor:
         self.policy.check(
             fields["argv"], fields["kernel_name"], fields["startup_environment"], fields["env"]
         )
+        if fields["argv"]:  # empty: a session for adopting a kernel started elsewhere
+            env = apply_env_actions(dict(os.environ), fields["env"])
+            check_program(fields["argv"], env, fields["working_directory"])
         session = ActiveSession(SessionSpec(**fields), self.config, self.kernel_manager, self)
         self._add(session)
         return session
