@@ -21,6 +21,7 @@ from . import __version__, integration
 from .events import EventBus
 from .handlers import rest, websocket
 from .models import SupervisorConfig
+from .private import open_private
 from .store import SessionStore
 from .supervisor import Supervisor
 
@@ -213,9 +214,11 @@ class SessionExtApp(ExtensionApp):
         else:
             info.update(port=server.port, transport="tcp")
         tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        # 0600 from its creation (it holds the token), whatever the umask; then renamed
+        with open(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as f:
             json.dump(info, f)
-        os.chmod(tmp, 0o600)
         os.replace(tmp, path)
 
     def shutdown_requested(self) -> None:
