@@ -33,7 +33,7 @@ from .models import (
 from .policy import ArgvPolicy
 from .resources import ResourceSampler
 from .session import ActiveSession, rfc3339
-from .store import SessionStore
+from .store import SessionStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ class Supervisor:
         self.started = time.time()
         self.last_active = time.monotonic()  # for idle shutdown
         self._tick_task: asyncio.Task | None = None
+        self._creating: set[str] = set()  # ids of new sessions being written, not yet listed
+        self._deleting: set[str] = set()  # ids being deleted from the store
         self._to_persist: dict[str, ActiveSession] = {}  # written once per loop turn
         self._history_to_persist: list[tuple[str, dict[str, Any]]] = []
         self._resources = ResourceSampler()
@@ -84,21 +86,28 @@ class Supervisor:
         return list(self.sessions.values())
 
     async def create(self, body: Any) -> ActiveSession:
-        """A new session, on disk before the client hears of it."""
-        session = self._create(body)
-        await self.flush()
+        """A new session, listed (and announced) only once it is on disk: if it cannot be
+        stored, a 507 and nothing changed."""
+        session = self._new_session(body)
+        self._creating.add(session.session_id)
+        try:
+            await self.store.save(session.session_id, session.persisted())
+        finally:
+            self._creating.discard(session.session_id)
+        self._add(session)
         return session
 
-    def _create(self, body: Any) -> ActiveSession:
+    def _new_session(self, body: Any) -> ActiveSession:
         fields, kernel_name = parse_new_session(
             body,
             {"username": self.config.username, "working_directory": self.config.server_root},
         )
-        if fields["session_id"] in self.sessions:
+        if fields["session_id"] in self.sessions or fields["session_id"] in self._creating:
             raise SupervisorError(
                 400, SESSION_EXISTS, f"Session {fields['session_id']!r} already exists"
             )
-        if self.config.max_sessions and len(self.sessions) >= self.config.max_sessions:
+        count = len(self.sessions) + len(self._creating)
+        if self.config.max_sessions and count >= self.config.max_sessions:
             raise SupervisorError(
                 409,
                 TOO_MANY_SESSIONS,
@@ -115,15 +124,12 @@ class Supervisor:
         if fields["argv"]:  # empty: a session for adopting a kernel started elsewhere
             env = apply_env_actions(dict(os.environ), fields["env"])
             check_program(fields["argv"], env, fields["working_directory"])
-        session = ActiveSession(SessionSpec(**fields), self.config, self.kernel_manager, self)
-        self._add(session)
-        return session
+        return ActiveSession(SessionSpec(**fields), self.config, self.kernel_manager, self)
 
     def _add(self, session: ActiveSession) -> None:
         self.sessions[session.session_id] = session
         self._by_kernel[session.kernel_id] = session
         self.events.publish({"event": "session_created", "session": session.to_json(50)})
-        self._persist(session)
 
     def _apply_kernelspec_defaults(self, fields: dict[str, Any], kernel_name: str | None) -> None:
         if kernel_name is None and fields["argv"] is None:
@@ -142,7 +148,7 @@ class Supervisor:
         spec = session.spec
         self.policy.check(spec.argv, spec.kernel_name, spec.startup_environment, spec.env)
         kernel_info = await session.start()
-        await self.flush()
+        await self._acknowledge(session)
         return kernel_info
 
     async def restart_session(
@@ -154,7 +160,16 @@ class Supervisor:
             spec.argv, spec.kernel_name, spec.startup_environment, spec.env if env is None else env
         )
         await session.restart(working_directory, env)
-        await self.flush()
+        await self._acknowledge(session)
+
+    async def _acknowledge(self, session: ActiveSession) -> None:
+        """A started kernel is acknowledged once on disk. If it cannot be stored it is shut
+        down again (a durable kernel the store does not know would be orphaned), and 507."""
+        try:
+            await self.flush()
+        except StoreError:
+            await session.shutdown("could not be stored")
+            raise
 
     async def delete(self, session_id: str, force: bool = False) -> None:
         session = self.get(session_id)
@@ -166,6 +181,11 @@ class Supervisor:
                     f"Session {session_id!r} is running; shut it down first or use ?force=true",
                 )
             await session.shutdown("deleted")
+        self._deleting.add(session_id)
+        try:
+            await self.store.delete(session_id)  # a 507 leaves the session listed
+        finally:
+            self._deleting.discard(session_id)
         self._remove(session_id)
 
     def _remove(self, session_id: str) -> None:
@@ -173,7 +193,6 @@ class Supervisor:
         if session is not None:
             self._by_kernel.pop(session.kernel_id, None)
             self._to_persist.pop(session_id, None)
-            self.store.delete(session_id)
             self.events.session_deleted(session_id)
 
     # --- server ------------------------------------------------------------------------
@@ -458,11 +477,11 @@ class Supervisor:
         history, self._history_to_persist = self._history_to_persist, []
         self.store.append_history(history)
         pending, self._to_persist = self._to_persist, {}
-        writes = []
-        for session_id, session in pending.items():
-            if session_id in self.sessions:
-                writes.append(self.store.save(session_id, session.persisted()))
-        return [w for w in writes if w is not None]
+        return [
+            self.store.save(session_id, session.persisted())
+            for session_id, session in pending.items()
+            if session_id in self.sessions and session_id not in self._deleting
+        ]
 
     async def flush(self) -> None:
         """Write what is pending now (a create or start is acknowledged once it is on disk)."""
