@@ -21,7 +21,8 @@ from . import __version__, integration
 from .events import EventBus
 from .handlers import rest, websocket
 from .models import SupervisorConfig
-from .store import SessionStore
+from .private import open_private
+from .store import SessionStore, StoreError
 from .supervisor import Supervisor
 
 SESSION = r"(?P<session_id>[^/]+)"
@@ -45,13 +46,17 @@ class SessionExtApp(ExtensionApp):
     )
     db_path = Unicode(
         config=True,
-        help="SQLite file where sessions are persisted (':memory:' turns persistence off). "
-        "Default: session_ext.db in the Jupyter runtime directory.",
+        help="SQLite file where sessions are persisted (':memory:' turns persistence off); "
+        "one server per file (a second one refuses to start). Default: in durable mode "
+        "session_ext.db in the Jupyter runtime directory, else ':memory:' (so that several "
+        "`jupyter lab` servers of one user each have their own).",
     )
 
     @default("db_path")
     def _default_db_path(self):
-        return os.path.join(jupyter_runtime_dir(), "session_ext.db")
+        if self.keep_kernels_on_shutdown:
+            return os.path.join(jupyter_runtime_dir(), "session_ext.db")
+        return ":memory:"
 
     keep_kernels_on_shutdown = Bool(
         config=True,
@@ -149,11 +154,14 @@ class SessionExtApp(ExtensionApp):
         # The package's module loggers ("session_ext.*") write through this app's log.
         logging.getLogger("session_ext").parent = self.log
         self.events = EventBus()
+        store = SessionStore(self.db_path, self.history_size)
+        try:
+            store.open()  # before the server serves anything
+        except StoreError as e:
+            self.log.critical("%s", e.message)
+            raise SystemExit(1) from None  # the extension manager would log and go on
         self.supervisor = Supervisor(
-            self.supervisor_config(),
-            self.serverapp.kernel_manager,
-            self.events,
-            SessionStore(self.db_path, self.history_size),
+            self.supervisor_config(), self.serverapp.kernel_manager, self.events, store
         )
         integration.connect(self.serverapp, self.supervisor, self.settings)
         IOLoop.current().add_callback(self._on_server_started)
@@ -192,7 +200,10 @@ class SessionExtApp(ExtensionApp):
 
     async def _on_server_started(self):
         """Runs once the IOLoop is running (the server is listening)."""
-        await self.supervisor.restore()
+        try:
+            await self.supervisor.restore()
+        except Exception:  # the server serves (and ticks) anyway
+            self.log.exception("Restoring the stored sessions failed")
         if self.standalone:
             self.supervisor.on_idle_timeout = self.shutdown_requested_by_idleness
         self.supervisor.start()
@@ -213,9 +224,11 @@ class SessionExtApp(ExtensionApp):
         else:
             info.update(port=server.port, transport="tcp")
         tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        # 0600 from its creation (it holds the token), whatever the umask; then renamed
+        with open(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as f:
             json.dump(info, f)
-        os.chmod(tmp, 0o600)
         os.replace(tmp, path)
 
     def shutdown_requested(self) -> None:

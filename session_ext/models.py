@@ -72,6 +72,8 @@ KERNEL_PATH_NOT_FOUND = "KS-19"
 # Ours, for cases Kallichore has no code for.
 BAD_REQUEST = "bad_request"
 CONFLICT = "conflict"
+FORBIDDEN = "forbidden"
+STORAGE_ERROR = "storage_error"
 TOO_MANY_SESSIONS = "too_many_sessions"
 TIMEOUT = "timeout"
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from .private import open_private
+
 STREAMS = ("stdout", "stderr")
 MAX_STARTUP_OUTPUT = 64 * 1024
 
@@ -19,7 +21,10 @@ class ProcessOutput:
         self._on_line = on_line
         self.paths = {name: f"{prefix}.{name}" for name in STREAMS}
         # The kernel writes through these; kept open so a restart can reuse them.
-        self._writers = {name: open(path, "ab") for name, path in self.paths.items()}
+        self._writers = {
+            name: os.fdopen(open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")
+            for name, path in self.paths.items()
+        }
         self._readers = {name: open(path, "rb") for name, path in self.paths.items()}
         for reader in self._readers.values():
             reader.seek(0, os.SEEK_END)

@@ -2,6 +2,12 @@
 
 All sqlite work happens on one worker thread, in submission order: the event loop only
 queues writes. ``:memory:`` turns persistence off.
+
+One server per database: ``open`` takes an exclusive OS lock (``flock`` on ``<db>.lock``)
+held until ``close`` (or the process's death), so two servers never adopt one kernel. The
+database and its ``-wal``/``-shm`` hold kernels' connection keys: they are created 0600.
+A database that cannot be opened or written raises StoreError, which the API answers
+with a 507.
 """
 
 from __future__ import annotations
@@ -14,7 +20,24 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .models import STORAGE_ERROR, SupervisorError
+from .private import open_private
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one server per database is then up to the user
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
+SCHEMA_VERSION = 1
+
+
+class StoreError(SupervisorError):
+    """The session database cannot be opened or written (nothing was changed)."""
+
+    def __init__(self, message: str):
+        super().__init__(507, STORAGE_ERROR, message)
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -32,29 +55,80 @@ class SessionStore:
         self.history_size = history_size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-store")
         self._db: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
         self._appended = 0  # rows since the last pruning (worker thread only)
 
+    def open(self) -> None:
+        """Lock, open and write-check the database (at server start, before it serves).
+        StoreError, naming the path, if it is locked by another server or unusable."""
+        if self.enabled:
+            self._executor.submit(self._open).result()
+
+    def _open(self) -> sqlite3.Connection:
+        db = None
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), mode=0o700, exist_ok=True)
+            self._lock_fd = self._lock()
+            for suffix in ("", "-wal", "-shm"):  # sqlite gives -wal/-shm the db's mode
+                _make_private(self.path + suffix, create=not suffix)
+            db = sqlite3.connect(self.path, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # a write: is it writable?
+        except (OSError, sqlite3.Error) as e:
+            if db is not None:
+                db.close()
+            self._close()
+            raise StoreError(f"Cannot use the session database {self.path}: {e}") from e
+        self._db = db
+        return db
+
+    def _lock(self) -> int | None:
+        if fcntl is None:
+            return None
+        fd = open_private(self.path + ".lock", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreError(
+                f"The session database {self.path} is in use by another server (pid {holder}); "
+                "one server per database: stop that server, or give this one its own "
+                "--SessionExtApp.db_path"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return fd
+
     def _connect(self) -> sqlite3.Connection:
-        if self._db is None:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-            os.chmod(self.path, 0o600)  # it holds kernels' connection keys
-        return self._db
+        return self._db if self._db is not None else self._open()
 
     def _submit(self, fn, *args) -> asyncio.Future:
-        future = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._run, fn, *args)
         future.add_done_callback(_log_failure)
         return future
 
+    def _run(self, fn, *args):
+        try:
+            return fn(*args)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"The session database {self.path} failed: {e}") from e
+
+    @staticmethod
+    def _nothing() -> asyncio.Future:
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
     # --- writes (fire and forget, ordered) ---------------------------------------------
 
-    def save(self, session_id: str, data: dict[str, Any]) -> asyncio.Future | None:
+    def save(self, session_id: str, data: dict[str, Any]) -> asyncio.Future:
+        """Write a session; the future fails with StoreError if it could not be stored."""
         if self.enabled:
             return self._submit(self._save, session_id, json.dumps(data))
-        return None
+        return self._nothing()
 
     def _save(self, session_id: str, data: str) -> None:
         db = self._connect()
@@ -65,9 +139,10 @@ class SessionStore:
                 (session_id, data),
             )
 
-    def delete(self, session_id: str) -> None:
+    def delete(self, session_id: str) -> asyncio.Future:
         if self.enabled:
-            self._submit(self._delete, session_id)
+            return self._submit(self._delete, session_id)
+        return self._nothing()
 
     def _delete(self, session_id: str) -> None:
         db = self._connect()
@@ -123,8 +198,18 @@ class SessionStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._lock_fd is not None:  # releases the lock
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _make_private(path: str, create: bool) -> None:
+    try:
+        os.close(open_private(path, os.O_RDWR | (os.O_CREAT if create else 0)))
+    except FileNotFoundError:  # a -wal or -shm not there (yet)
+        pass
 
 
 def _log_failure(future: asyncio.Future) -> None:
     if not future.cancelled() and future.exception() is not None:
-        log.error("Persisting sessions failed", exc_info=future.exception())
+        log.error("Persisting sessions failed: %s", future.exception())

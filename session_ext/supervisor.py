@@ -13,7 +13,7 @@ import psutil
 
 from . import __version__, mirror
 from .events import EventBus
-from .launch import load_kernelspec
+from .launch import check_program, load_kernelspec
 from .models import (
     SESSION_EXISTS,
     SESSION_RUNNING,
@@ -22,6 +22,7 @@ from .models import (
     StartupError,
     SupervisorConfig,
     SupervisorError,
+    apply_env_actions,
     bad_request,
     get_enum,
     get_number,
@@ -29,11 +30,12 @@ from .models import (
     parse_new_session,
     require_object,
 )
+from .policy import ArgvPolicy
 from .records import restored_session, session_record
 from .resources import ResourceSampler
 from .session import ActiveSession
 from .status import rfc3339
-from .store import SessionStore
+from .store import SessionStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +61,14 @@ class Supervisor:
         self.kernel_manager = kernel_manager
         self.events = events
         self.store = store
+        self.policy = ArgvPolicy(config.allow_argv, kernel_manager.kernel_spec_manager)
         self.sessions: dict[str, ActiveSession] = {}
         self._by_kernel: dict[str, ActiveSession] = {}  # kernel_id -> session (fixed per session)
         self.started = time.time()
         self.last_active = time.monotonic()  # for idle shutdown
         self._tick_task: asyncio.Task | None = None
+        self._creating: set[str] = set()  # ids of new sessions being written, not yet listed
+        self._deleting: set[str] = set()  # ids being deleted from the store
         self._to_persist: dict[str, ActiveSession] = {}  # written once per loop turn
         self._history_to_persist: list[tuple[str, dict[str, Any]]] = []
         self._resources = ResourceSampler()
@@ -83,21 +88,28 @@ class Supervisor:
         return list(self.sessions.values())
 
     async def create(self, body: Any) -> ActiveSession:
-        """A new session, on disk before the client hears of it."""
-        session = self._create(body)
-        await self.flush()
+        """A new session, listed (and announced) only once it is on disk: if it cannot be
+        stored, a 507 and nothing changed."""
+        session = self._new_session(body)
+        self._creating.add(session.session_id)
+        try:
+            await self.store.save(session.session_id, session_record(session))
+        finally:
+            self._creating.discard(session.session_id)
+        self._add(session)
         return session
 
-    def _create(self, body: Any) -> ActiveSession:
+    def _new_session(self, body: Any) -> ActiveSession:
         fields, kernel_name = parse_new_session(
             body,
             {"username": self.config.username, "working_directory": self.config.server_root},
         )
-        if fields["session_id"] in self.sessions:
+        if fields["session_id"] in self.sessions or fields["session_id"] in self._creating:
             raise SupervisorError(
                 400, SESSION_EXISTS, f"Session {fields['session_id']!r} already exists"
             )
-        if self.config.max_sessions and len(self.sessions) >= self.config.max_sessions:
+        count = len(self.sessions) + len(self._creating)
+        if self.config.max_sessions and count >= self.config.max_sessions:
             raise SupervisorError(
                 409,
                 TOO_MANY_SESSIONS,
@@ -108,15 +120,18 @@ class Supervisor:
         for name in ("display_name", "language"):
             if fields[name] is None:
                 raise bad_request(f"Field '{name}' is required when 'argv' is given")
-        session = ActiveSession(SessionSpec(**fields), self.config, self.kernel_manager, self)
-        self._add(session)
-        return session
+        self.policy.check(
+            fields["argv"], fields["kernel_name"], fields["startup_environment"], fields["env"]
+        )
+        if fields["argv"]:  # empty: a session for adopting a kernel started elsewhere
+            env = apply_env_actions(dict(os.environ), fields["env"])
+            check_program(fields["argv"], env, fields["working_directory"])
+        return ActiveSession(SessionSpec(**fields), self.config, self.kernel_manager, self)
 
     def _add(self, session: ActiveSession) -> None:
         self.sessions[session.session_id] = session
         self._by_kernel[session.kernel_id] = session
         self.events.publish({"event": "session_created", "session": session.to_json(50)})
-        self._persist(session)
 
     def _apply_kernelspec_defaults(self, fields: dict[str, Any], kernel_name: str | None) -> None:
         if kernel_name is None and fields["argv"] is None:
@@ -127,26 +142,36 @@ class Supervisor:
             fields["language"] = fields["language"] or spec.language
             fields["display_name"] = fields["display_name"] or spec.display_name
             fields["interrupt_mode"] = fields["interrupt_mode"] or spec.interrupt_mode
-        elif self.config.allow_argv == "kernelspecs-only" and not self._argv_of_a_kernelspec(
-            fields["argv"]
-        ):
-            raise SupervisorError(
-                403,
-                "forbidden",
-                "This server only runs installed kernelspecs: give 'kernel_name', or the argv "
-                "of an installed kernelspec",
-            )
         fields["interrupt_mode"] = fields["interrupt_mode"] or "signal"
 
-    def _argv_of_a_kernelspec(self, argv: list[str]) -> bool:
-        ksm = self.kernel_manager.kernel_spec_manager
-        for name in ksm.find_kernel_specs():
-            try:
-                if ksm.get_kernel_spec(name).argv == argv:
-                    return True
-            except Exception:
-                continue
-        return False
+    async def start_session(self, session_id: str) -> dict[str, Any]:
+        """Start (or start again) a session's kernel; acknowledged once on disk."""
+        session = self.get(session_id)
+        spec = session.spec
+        self.policy.check(spec.argv, spec.kernel_name, spec.startup_environment, spec.env)
+        kernel_info = await session.start()
+        await self._acknowledge(session)
+        return kernel_info
+
+    async def restart_session(
+        self, session_id: str, working_directory: str | None, env: list[dict[str, str]] | None
+    ) -> None:
+        session = self.get(session_id)
+        spec = session.spec
+        self.policy.check(
+            spec.argv, spec.kernel_name, spec.startup_environment, spec.env if env is None else env
+        )
+        await session.restart(working_directory, env)
+        await self._acknowledge(session)
+
+    async def _acknowledge(self, session: ActiveSession) -> None:
+        """A started kernel is acknowledged once on disk. If it cannot be stored it is shut
+        down again (a durable kernel the store does not know would be orphaned), and 507."""
+        try:
+            await self.flush()
+        except StoreError:
+            await session.shutdown("could not be stored")
+            raise
 
     async def delete(self, session_id: str, force: bool = False) -> None:
         session = self.get(session_id)
@@ -158,6 +183,11 @@ class Supervisor:
                     f"Session {session_id!r} is running; shut it down first or use ?force=true",
                 )
             await session.shutdown("deleted")
+        self._deleting.add(session_id)
+        try:
+            await self.store.delete(session_id)  # a 507 leaves the session listed
+        finally:
+            self._deleting.discard(session_id)
         self._remove(session_id)
 
     def _remove(self, session_id: str) -> None:
@@ -165,7 +195,6 @@ class Supervisor:
         if session is not None:
             self._by_kernel.pop(session.kernel_id, None)
             self._to_persist.pop(session_id, None)
-            self.store.delete(session_id)
             self.events.session_deleted(session_id)
 
     # --- server ------------------------------------------------------------------------
@@ -419,11 +448,11 @@ class Supervisor:
         history, self._history_to_persist = self._history_to_persist, []
         self.store.append_history(history)
         pending, self._to_persist = self._to_persist, {}
-        writes = []
-        for session_id, session in pending.items():
-            if session_id in self.sessions:
-                writes.append(self.store.save(session_id, session_record(session)))
-        return [w for w in writes if w is not None]
+        return [
+            self.store.save(session_id, session_record(session))
+            for session_id, session in pending.items()
+            if session_id in self.sessions and session_id not in self._deleting
+        ]
 
     async def flush(self) -> None:
         """Write what is pending now (a create or start is acknowledged once it is on disk)."""

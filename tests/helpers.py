@@ -333,9 +333,10 @@ def http_json(method: str, url: str, token: str, body: Any = None, timeout: floa
 class StandaloneServer:
     """`jupyter session-ext` as a real subprocess, driven over HTTP like a client would."""
 
-    def __init__(self, workdir: Path, *args: str):
+    def __init__(self, workdir: Path, *args: str, app: str = "session-ext"):
         self.workdir = workdir
         self.args = list(args)
+        self.app = app  # or "server": a plain `jupyter server` with the extension enabled
         self.token = uuid.uuid4().hex
         self.connection_file = workdir / "supervisor.json"
         self.runtime_dir = workdir / "runtime"
@@ -354,9 +355,9 @@ class StandaloneServer:
         env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(self.runtime_dir)}
         self.log = open(self.workdir / "server.log", "ab")
         self.proc = subprocess.Popen(
-            [jupyter, "session-ext", "--port=0", "--ip=127.0.0.1", "--allow-root", "--no-browser",
+            [jupyter, self.app, "--port=0", "--ip=127.0.0.1", "--allow-root", "--no-browser",
              f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.workdir}",
-             f"--connection-file={self.connection_file}", *self.args],
+             f"--SessionExtApp.connection_file={self.connection_file}", *self.args],
             stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
         )
         deadline = time.monotonic() + timeout

@@ -83,9 +83,22 @@ async def test_duplicate_id_and_unknown_program_and_kernelspec(api):
     assert r.code == 400 and r.json["code"] == "KS-0"
     r = await api.call("PUT", "sessions", {"kernel_name": "no-such-kernel"})
     assert r.code == 400 and r.json["code"] == "KS-19"
-    session_id = await api.create(
-        argv=["/no/such/program", "{connection_file}"], display_name="x", language="x"
-    )
+    for program in ("/no/such/program", "no-such-program-on-path"):
+        r = await api.call("PUT", "sessions", {
+            "session_id": "missing", "argv": [program, "{connection_file}"],
+            "display_name": "x", "language": "x",
+        })
+        assert r.code == 400 and r.json["code"] == "KS-19" and program in r.json["message"], r
+    assert [s["session_id"] for s in (await api.ok("GET", "sessions"))["sessions"]] == ["dup"]
+
+
+async def test_a_program_gone_since_creation_is_ks19_at_start(api, tmp_path):
+    program = tmp_path / "kernel"
+    program.write_text("#!/bin/sh\nexit 1\n")
+    program.chmod(0o755)
+    session_id = await api.create(argv=[str(program), "{connection_file}"], display_name="x",
+                                  language="x")
+    program.unlink()
     r = await api.call("POST", f"sessions/{session_id}/start")
     assert r.code == 400 and r.json["code"] == "KS-19"
     model = await api.session(session_id)

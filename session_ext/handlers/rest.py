@@ -56,9 +56,7 @@ class StartHandler(SupervisorHandler, APIHandler):
     @web.authenticated
     @authorized(EXECUTE)
     async def post(self, session_id):
-        kernel_info = await self.supervisor.get(session_id).start()
-        await self.supervisor.flush()  # durable once acknowledged
-        self.write_json(kernel_info)
+        self.write_json(await self.supervisor.start_session(session_id))
 
 
 class RestartHandler(SupervisorHandler, APIHandler):
@@ -66,8 +64,7 @@ class RestartHandler(SupervisorHandler, APIHandler):
     @authorized(EXECUTE)
     async def post(self, session_id):
         working_directory, env = parse_restart(self.json_body(required=False))
-        await self.supervisor.get(session_id).restart(working_directory, env)
-        await self.supervisor.flush()
+        await self.supervisor.restart_session(session_id, working_directory, env)
         self.write_json(None)
 
 
