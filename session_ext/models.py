@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import zmq
+
 from . import validation  # (it uses bad_request of this module at call time)
 
 RUNNING_STATUSES = ("starting", "idle", "busy", "offline")
@@ -181,6 +183,28 @@ def parse_restart(body: Any) -> tuple[str | None, list[dict[str, str]] | None]:
     if working_directory is not None:
         _check_directory(working_directory)
     return working_directory, body.get("env")
+
+
+def parse_connection_info(body: Any) -> dict[str, Any]:
+    """A ConnectionInfo to adopt, whose addresses ZeroMQ can parse: checked before the
+    session changes state (a bad ``ip`` would otherwise fail the connect half-way)."""
+    info = validation.validate("ConnectionInfo", body)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    try:
+        for name in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"):
+            sep = ":" if info["transport"] == "tcp" else "-"  # as jupyter_client builds them
+            url = f"{info['transport']}://{info['ip']}{sep}{info[name]}"
+            try:
+                sock.connect(url)
+            except zmq.ZMQError as e:
+                raise bad_request(
+                    f"Fields 'ip' and '{name}' do not make an address ZeroMQ can connect to",
+                    details=f"{url}: {e}",
+                ) from None
+    finally:
+        sock.close()
+    return info
 
 
 def _check_directory(path: str) -> None:

@@ -171,9 +171,13 @@ async def test_adopt_is_validated_by_the_schema(api):
                           ({"signature_scheme": "md5"}, "signature_scheme"),
                           ({"transport": "udp"}, "transport"),
                           ({"iopub_port": None}, "iopub_port"),
-                          ({"hb_port": 1.5}, "hb_port")]:
+                          ({"hb_port": 1.5}, "hb_port"),
+                          ({"shell_port": 70000}, "shell_port"),
+                          ({"ip": "\u00be\u00b0@dU"}, "ip"),  # was a 500, left 'starting'
+                          ({"transport": "ipc", "ip": "x" * 200}, "ip")]:
         r = await api.call("PUT", f"sessions/{session_id}/adopt", {**info, **change})
         assert r.code == 400 and field in r.json["message"], (change, r)
+        assert (await api.session(session_id))["status"] == "uninitialized"
     body = dict(info)
     del body["ip"]
     r = await api.call("PUT", f"sessions/{session_id}/adopt", body)

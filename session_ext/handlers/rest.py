@@ -8,7 +8,7 @@ import re
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..models import ExecuteRequest, bad_request, parse_restart
+from ..models import ExecuteRequest, bad_request, parse_connection_info, parse_restart
 from ..validation import validate
 from .base import SupervisorAPIHandler
 
@@ -91,8 +91,8 @@ class AdoptHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(EXECUTE)
     async def put(self, session_id):
-        session = self.supervisor.get(session_id)
-        kernel_info = await session.adopt(validate("ConnectionInfo", self.json_body()))
+        info = parse_connection_info(self.json_body())
+        kernel_info = await self.supervisor.get(session_id).adopt(info)
         await self.supervisor.flush()
         self.write_json(kernel_info)
 
@@ -108,9 +108,8 @@ class ExecuteHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(EXECUTE)
     async def post(self, session_id):
-        session = self.supervisor.get(session_id)
         request = ExecuteRequest.parse(self.json_body())
-        self.write_json(await session.execute(request))
+        self.write_json(await self.supervisor.get(session_id).execute(request))
 
 
 class HistoryHandler(SupervisorAPIHandler):
@@ -184,8 +183,7 @@ class OpenAPIHandler(SupervisorAPIHandler):
         if OpenAPIHandler._document is None:
             with open(OPENAPI_PATH, "rb") as f:  # once; a small file in the package
                 OpenAPIHandler._document = f.read()
-        self.set_header("Content-Type", "application/yaml")
-        self.finish(OpenAPIHandler._document)
+        self.finish(OpenAPIHandler._document, set_content_type="application/yaml")
 
 
 class NotFoundHandler(SupervisorAPIHandler):
