@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from .test_channels import kernel_event
+
 SMALL_LIMIT = 4096  # max_body_bytes in these tests
 
 
@@ -182,3 +184,18 @@ async def test_adopt_is_validated_by_the_schema(api):
     del body["ip"]
     r = await api.call("PUT", f"sessions/{session_id}/adopt", body)
     assert r.code == 400 and r.json["message"] == "Field 'ip' is required", r
+
+
+async def test_websocket_frames_are_strict_json_too(api):
+    session_id = await api.started()
+    ws = await api.channels(session_id)
+    ws.conn.write_message('{"header": {"msg_type": "execute_request"}, "content": {"code": NaN}}')
+    error = await ws.until(kernel_event("error"))
+    assert error["error"]["message"] == "Field 'content.code' must be a finite number, not NaN"
+    ws.conn.write_message("[" * 100 + "]" * 100)
+    error = await ws.until(kernel_event("error"))
+    assert "nested" in error["error"]["message"]
+    msg_id = ws.execute("'still open'")
+    assert (await ws.reply_to(msg_id))["content"]["status"] == "ok"
+    ws.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
