@@ -114,6 +114,9 @@ class SessionExtApp(ExtensionApp):
         help="Which argv a NewSession may run: any program, or only installed kernelspecs.",
     )
     history_size = Int(1000, config=True, help="Execution history entries kept per session.")
+    max_body_bytes = Int(
+        4 * 1024 * 1024, config=True, help="Largest request body accepted (bytes); 413 past it."
+    )
 
     @classmethod
     def launch_instance(cls, argv=None, **kwargs):

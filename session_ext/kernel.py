@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
+import zmq
 from jupyter_client.session import Session
 
 from . import jupyter, launch, provisioning
@@ -200,7 +201,10 @@ class KernelProcess:
                 signature_scheme=km.session.signature_scheme,
                 username=self.spec.username,
             )
-            self.conn = KernelConnection(km, self.msg_session, self._receive)
+            try:
+                self.conn = KernelConnection(km, self.msg_session, self._receive)
+            except zmq.ZMQError as e:
+                await self._fail(ZMQ_CONNECT_TIMEOUT, f"Could not connect to the kernel: {e}")
         self._waiter = waiter = KernelInfoWaiter()
         self._handshake_ids.clear()
         try:

@@ -17,6 +17,7 @@ from typing import Any
 
 from jupyter_client.session import DELIM, Session
 
+from . import validation
 from .models import bad_request
 
 CLIENT_CHANNELS = ("shell", "control", "stdin")
@@ -124,10 +125,7 @@ def parse_client_frame(data: str | bytes, session: Session) -> dict[str, Any]:
     Missing header fields are filled in from the supervisor's session; raises SupervisorError
     (400) naming what is wrong.
     """
-    try:
-        msg = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise bad_request("The frame is not valid JSON", details=str(e)) from None
+    msg = validation.loads(data, "frame")  # strict: no NaN or Infinity, bounded nesting
     if not isinstance(msg, dict):
         raise bad_request("The frame must be a JSON object (a Jupyter message)")
     kind = msg.get("kind", "jupyter")

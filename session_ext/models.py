@@ -1,24 +1,24 @@
-"""Request validation, error values and enums of the supervisor API.
+"""Error values, settings and the request models of the supervisor API.
 
+Request bodies are checked against openapi.yaml's schemas (validation.py); what a schema
+cannot say (a directory exists, a field needed because of another) is checked here.
 Everything here is plain Python (no tornado), so the session logic and the tests can use it
 directly. Field names follow the Kallichore API.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-SESSION_MODES = ("console", "notebook", "background")
-INTERRUPT_MODES = ("signal", "message")
-STARTUP_ENVIRONMENTS = ("none", "shell", "command", "script")
-ENV_ACTIONS = ("replace", "append", "prepend")
-RUNNING_STATUSES = ("starting", "idle", "busy", "offline")
+import zmq
 
-SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,256}")
+from . import validation  # (it uses bad_request of this module at call time)
+
+RUNNING_STATUSES = ("starting", "idle", "busy", "offline")
 
 
 class SupervisorError(Exception):
@@ -86,102 +86,7 @@ def not_found(session_id: str) -> SupervisorError:
     return SupervisorError(404, SESSION_NOT_FOUND, f"Session {session_id!r} not found")
 
 
-# --- field validation -------------------------------------------------------------------
-
-
-def _type_name(value: Any) -> str:
-    return type(value).__name__ if value is not None else "null"
-
-
-def require_object(body: Any, what: str = "request body") -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise bad_request(f"The {what} must be a JSON object, not {_type_name(body)}")
-    return body
-
-
-def get_str(body: dict, name: str, default: str | None = None, *, required: bool = False) -> Any:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise bad_request(f"Field '{name}' is required")
-        return default
-    if not isinstance(value, str):
-        raise bad_request(f"Field '{name}' must be a string, not {_type_name(value)}")
-    return value
-
-
-def get_enum(body: dict, name: str, allowed: tuple[str, ...], default: str | None) -> Any:
-    value = get_str(body, name, default)
-    if value is not None and value not in allowed:
-        raise bad_request(f"Field '{name}' must be one of {', '.join(allowed)}; got {value!r}")
-    return value
-
-
-def get_number(body: dict, name: str, default: float | None, *, minimum: float = 0) -> Any:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise bad_request(f"Field '{name}' must be a number, not {_type_name(value)}")
-    if value < minimum:
-        raise bad_request(f"Field '{name}' must be >= {minimum}; got {value}")
-    return value
-
-
-def get_bool(body: dict, name: str, default: bool) -> bool:
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise bad_request(f"Field '{name}' must be a boolean, not {_type_name(value)}")
-    return value
-
-
-def get_str_list(body: dict, name: str, default: list[str] | None) -> Any:
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise bad_request(f"Field '{name}' must be a list of strings")
-    return list(value)
-
-
-def get_env_actions(body: dict, name: str = "env") -> list[dict[str, str]] | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise bad_request(f"Field '{name}' must be a list of {{action, name, value}} objects")
-    actions = []
-    for i, item in enumerate(value):
-        where = f"{name}[{i}]"
-        item = require_object(item, f"field '{where}'")
-        action = item.get("action")
-        if action not in ENV_ACTIONS:
-            raise bad_request(
-                f"Field '{where}.action' must be one of {', '.join(ENV_ACTIONS)}; got {action!r}"
-            )
-        name = _str_field(item, "name", where)
-        if not name:
-            raise bad_request(f"Field '{where}.name' must not be empty")
-        actions.append({"action": action, "name": name, "value": _str_field(item, "value", where)})
-    return actions
-
-
-def _str_field(item: dict, key: str, where: str) -> str:
-    value = item.get(key)
-    if not isinstance(value, str):
-        raise bad_request(f"Field '{where}.{key}' must be a string, not {_type_name(value)}")
-    return value
-
-
-def validate_session_id(session_id: str) -> str:
-    if not SESSION_ID_PATTERN.fullmatch(session_id):
-        raise bad_request(
-            "Field 'session_id' must be 1-256 characters of A-Z a-z 0-9 . _ ~ -",
-            details=f"got {session_id!r}",
-        )
-    return session_id
+MAX_METADATA_BYTES = 65536  # a NewSession's metadata, as JSON
 
 
 def apply_env_actions(base: dict[str, str], actions: list[dict[str, str]]) -> dict[str, str]:
@@ -232,40 +137,34 @@ class SessionSpec:
 
 
 def parse_new_session(body: Any, defaults: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """Validate a NewSession body; return its fields (defaults not yet applied for the ones
-    that come from a kernelspec) and the kernel_name, if any.
+    """Validate a NewSession body (against openapi.yaml); return its fields (defaults not yet
+    applied for the ones that come from a kernelspec) and the kernel_name, if any.
 
     ``defaults`` gives username, working_directory.
     """
-    body = require_object(body)
-    session_id = get_str(body, "session_id")
-    session_id = validate_session_id(session_id) if session_id is not None else uuid.uuid4().hex
-    kernel_name = get_str(body, "kernel_name")
-    argv = get_str_list(body, "argv", None)
-    metadata = body.get("metadata", {})
-    if metadata is None:
-        metadata = {}
-    if not isinstance(metadata, dict):
-        raise bad_request("Field 'metadata' must be an object")
+    given = validation.given("NewSession", body)
+    metadata = given.get("metadata", {})
+    if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
+        raise bad_request(f"Field 'metadata' must be at most {MAX_METADATA_BYTES} bytes as JSON")
     fields = {
-        "session_id": session_id,
-        "display_name": get_str(body, "display_name"),
-        "language": get_str(body, "language"),
-        "username": get_str(body, "username", defaults["username"]),
-        "input_prompt": get_str(body, "input_prompt", ">>> "),
-        "continuation_prompt": get_str(body, "continuation_prompt", "... "),
-        "argv": argv,
-        "session_mode": get_enum(body, "session_mode", SESSION_MODES, "console"),
-        "working_directory": get_str(body, "working_directory", defaults["working_directory"]),
-        "env": get_env_actions(body) or [],
-        "interrupt_mode": get_enum(body, "interrupt_mode", INTERRUPT_MODES, None),
-        "startup_environment": get_enum(body, "startup_environment", STARTUP_ENVIRONMENTS, "none"),
-        "startup_environment_arg": get_str(body, "startup_environment_arg"),
-        "notebook_uri": get_str(body, "notebook_uri"),
-        "connection_timeout": get_number(body, "connection_timeout", 30, minimum=0.1),
-        "protocol_version": get_str(body, "protocol_version", "5.3"),
-        "kernel_name": kernel_name,
-        "tags": get_str_list(body, "tags", []),
+        "session_id": given.get("session_id") or uuid.uuid4().hex,
+        "display_name": given.get("display_name"),
+        "language": given.get("language"),
+        "username": given.get("username", defaults["username"]),
+        "input_prompt": given.get("input_prompt", ">>> "),
+        "continuation_prompt": given.get("continuation_prompt", "... "),
+        "argv": given.get("argv"),
+        "session_mode": given.get("session_mode", "console"),
+        "working_directory": given.get("working_directory", defaults["working_directory"]),
+        "env": given.get("env", []),
+        "interrupt_mode": given.get("interrupt_mode"),
+        "startup_environment": given.get("startup_environment", "none"),
+        "startup_environment_arg": given.get("startup_environment_arg"),
+        "notebook_uri": given.get("notebook_uri"),
+        "connection_timeout": given.get("connection_timeout", 30),
+        "protocol_version": given.get("protocol_version", "5.3"),
+        "kernel_name": given.get("kernel_name"),
+        "tags": given.get("tags", []),
         "metadata": metadata,
     }
     if fields["startup_environment"] in ("command", "script") and not fields[
@@ -275,19 +174,44 @@ def parse_new_session(body: Any, defaults: dict[str, Any]) -> tuple[dict[str, An
             "Field 'startup_environment_arg' is required when startup_environment is "
             f"{fields['startup_environment']!r}"
         )
-    if not os.path.isdir(fields["working_directory"]):
-        raise bad_request(
-            f"Field 'working_directory' is not a directory: {fields['working_directory']!r}"
-        )
-    return fields, kernel_name
+    _check_directory(fields["working_directory"])
+    return fields, fields["kernel_name"]
 
 
 def parse_restart(body: Any) -> tuple[str | None, list[dict[str, str]] | None]:
-    body = require_object(body if body is not None else {})
-    working_directory = get_str(body, "working_directory")
-    if working_directory is not None and not os.path.isdir(working_directory):
-        raise bad_request(f"Field 'working_directory' is not a directory: {working_directory!r}")
-    return working_directory, get_env_actions(body)
+    """An optional RestartSession body (absent is ``{}``; ``null`` is refused)."""
+    body = validation.validate("RestartSession", body)
+    working_directory = body.get("working_directory")
+    if working_directory is not None:
+        _check_directory(working_directory)
+    return working_directory, body.get("env")
+
+
+def parse_connection_info(body: Any) -> dict[str, Any]:
+    """A ConnectionInfo to adopt, whose addresses ZeroMQ can parse: checked before the
+    session changes state (a bad ``ip`` would otherwise fail the connect half-way)."""
+    info = validation.validate("ConnectionInfo", body)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    try:
+        for name in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"):
+            sep = ":" if info["transport"] == "tcp" else "-"  # as jupyter_client builds them
+            url = f"{info['transport']}://{info['ip']}{sep}{info[name]}"
+            try:
+                sock.connect(url)
+            except zmq.ZMQError as e:
+                raise bad_request(
+                    f"Fields 'ip' and '{name}' do not make an address ZeroMQ can connect to",
+                    details=f"{url}: {e}",
+                ) from None
+    finally:
+        sock.close()
+    return info
+
+
+def _check_directory(path: str) -> None:
+    if not os.path.isdir(path):
+        raise bad_request(f"Field 'working_directory' is not a directory: {path!r}")
 
 
 @dataclass
@@ -300,13 +224,13 @@ class ExecuteRequest:
 
     @classmethod
     def parse(cls, body: Any) -> ExecuteRequest:
-        body = require_object(body)
+        body = validation.given("ExecuteRequest", body)
         return cls(
-            code=get_str(body, "code", required=True),
-            silent=get_bool(body, "silent", False),
-            store_history=get_bool(body, "store_history", True),
-            stop_on_error=get_bool(body, "stop_on_error", True),
-            timeout_seconds=get_number(body, "timeout_seconds", None, minimum=0),
+            code=body["code"],
+            silent=body.get("silent", False),
+            store_history=body.get("store_history", True),
+            stop_on_error=body.get("stop_on_error", True),
+            timeout_seconds=body.get("timeout_seconds"),
         )
 
 

@@ -210,7 +210,7 @@ class ActiveSession:
         self._set_status("starting", reason)
         try:
             kernel_info = await connect
-        except SupervisorError as e:
+        except BaseException as e:  # never left in `starting`
             self.exit_code = getattr(e, "exit_code", None)
             self._set_status("exited", "start failed")
             raise

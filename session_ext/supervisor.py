@@ -24,11 +24,8 @@ from .models import (
     SupervisorError,
     apply_env_actions,
     bad_request,
-    get_enum,
-    get_number,
     not_found,
     parse_new_session,
-    require_object,
 )
 from .policy import ArgvPolicy
 from .records import restored_session, session_record
@@ -36,6 +33,7 @@ from .resources import ResourceSampler
 from .session import ActiveSession
 from .status import rfc3339
 from .store import SessionStore, StoreError
+from .validation import given
 
 log = logging.getLogger(__name__)
 
@@ -288,21 +286,15 @@ class Supervisor:
         }
 
     def update_server_configuration(self, body: Any) -> None:
-        body = require_object(body)
-        hours = get_number(body, "idle_shutdown_hours", None, minimum=-1)
-        if hours is not None and (hours > 65535 or hours != int(hours)):
-            raise bad_request("Field 'idle_shutdown_hours' must be an integer from -1 to 65535")
-        interval = get_number(body, "resource_sample_interval_ms", None, minimum=0)
-        if interval is not None and interval != int(interval):
-            raise bad_request("Field 'resource_sample_interval_ms' must be an integer")
-        level = get_enum(body, "log_level", tuple(LOG_LEVELS), None)
-        if hours is not None:
-            self.config.idle_shutdown_hours = int(hours)
-        if interval is not None:
-            self.config.resource_sample_interval_ms = int(interval)
-        if level is not None:
-            self.config.log_level = level
-            logging.getLogger("session_ext").setLevel(LOG_LEVELS[level])
+        """Apply a ServerConfigurationUpdate (all of it, or nothing when a field is invalid)."""
+        changes = given("ServerConfigurationUpdate", body)
+        if "idle_shutdown_hours" in changes:
+            self.config.idle_shutdown_hours = int(changes["idle_shutdown_hours"])
+        if "resource_sample_interval_ms" in changes:
+            self.config.resource_sample_interval_ms = int(changes["resource_sample_interval_ms"])
+        if "log_level" in changes:
+            self.config.log_level = changes["log_level"]
+            logging.getLogger("session_ext").setLevel(LOG_LEVELS[changes["log_level"]])
 
     async def restore(self) -> None:
         """Sessions stored by an earlier server: listed again, and in durable mode their

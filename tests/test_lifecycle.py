@@ -365,6 +365,7 @@ async def test_client_heartbeat(api, supervisor):
 async def test_openapi_document_is_served(api):
     r = await api.call("GET", "openapi.yaml")
     assert r.code == 200 and b"openapi:" in r.raw
+    assert r.headers["Content-Type"] == "application/yaml"
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "token"])

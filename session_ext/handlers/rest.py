@@ -6,23 +6,23 @@ import os
 import re
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..models import ExecuteRequest, bad_request, parse_restart, require_object
-from .base import SupervisorHandler
+from ..models import ExecuteRequest, bad_request, parse_connection_info, parse_restart
+from ..validation import validate
+from .base import SupervisorAPIHandler
 
 READ, EXECUTE = "read", "execute"
 
 
-class StatusHandler(SupervisorHandler, APIHandler):
+class StatusHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(READ)
     def get(self):
         self.write_json(self.supervisor.status())
 
 
-class SessionsHandler(SupervisorHandler, APIHandler):
+class SessionsHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(READ)
     def get(self):
@@ -38,7 +38,7 @@ class SessionsHandler(SupervisorHandler, APIHandler):
     post = put
 
 
-class SessionHandler(SupervisorHandler, APIHandler):
+class SessionHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(READ)
     def get(self, session_id):
@@ -52,23 +52,23 @@ class SessionHandler(SupervisorHandler, APIHandler):
         self.write_json(None)
 
 
-class StartHandler(SupervisorHandler, APIHandler):
+class StartHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(EXECUTE)
     async def post(self, session_id):
         self.write_json(await self.supervisor.start_session(session_id))
 
 
-class RestartHandler(SupervisorHandler, APIHandler):
+class RestartHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(EXECUTE)
     async def post(self, session_id):
-        working_directory, env = parse_restart(self.json_body(required=False))
+        working_directory, env = parse_restart(self.json_body(default={}))
         await self.supervisor.restart_session(session_id, working_directory, env)
         self.write_json(None)
 
 
-class InterruptHandler(SupervisorHandler, APIHandler):
+class InterruptHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(EXECUTE)
     async def post(self, session_id):
@@ -76,7 +76,7 @@ class InterruptHandler(SupervisorHandler, APIHandler):
         self.write_json(None)
 
 
-class KillHandler(SupervisorHandler, APIHandler):
+class KillHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(EXECUTE)
     async def post(self, session_id):
@@ -84,47 +84,32 @@ class KillHandler(SupervisorHandler, APIHandler):
         self.write_json(None)
 
 
-class AdoptHandler(SupervisorHandler, APIHandler):
-    CONNECTION_FIELDS = {
-        "control_port": int, "shell_port": int, "stdin_port": int, "hb_port": int,
-        "iopub_port": int, "signature_scheme": str, "key": str, "transport": str, "ip": str,
-    }
-
+class AdoptHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(EXECUTE)
     async def put(self, session_id):
-        session = self.supervisor.get(session_id)
-        info = require_object(self.json_body())
-        for name, kind in self.CONNECTION_FIELDS.items():
-            value = info.get(name)
-            if not isinstance(value, kind) or isinstance(value, bool):
-                raise bad_request(f"Field '{name}' must be a {kind.__name__}")
-        if info["transport"] not in ("tcp", "ipc"):
-            raise bad_request("Field 'transport' must be 'tcp' or 'ipc'")
-        if not info["signature_scheme"].startswith("hmac-"):
-            raise bad_request("Field 'signature_scheme' must be an hmac-* scheme")
-        kernel_info = await session.adopt(info)
+        info = parse_connection_info(self.json_body())
+        kernel_info = await self.supervisor.get(session_id).adopt(info)
         await self.supervisor.flush()
         self.write_json(kernel_info)
 
 
-class ConnectionInfoHandler(SupervisorHandler, APIHandler):
+class ConnectionInfoHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(EXECUTE)  # the key lets its holder run code in the kernel
     def get(self, session_id):
         self.write_json(self.supervisor.get(session_id).connection_info())
 
 
-class ExecuteHandler(SupervisorHandler, APIHandler):
+class ExecuteHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(EXECUTE)
     async def post(self, session_id):
-        session = self.supervisor.get(session_id)
         request = ExecuteRequest.parse(self.json_body())
-        self.write_json(await session.execute(request))
+        self.write_json(await self.supervisor.get(session_id).execute(request))
 
 
-class HistoryHandler(SupervisorHandler, APIHandler):
+class HistoryHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(READ)
     def get(self, session_id):
@@ -137,14 +122,14 @@ class HistoryHandler(SupervisorHandler, APIHandler):
         self.write_json(session.get_history(limit))
 
 
-class QueueHandler(SupervisorHandler, APIHandler):
+class QueueHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(READ)
     def get(self, session_id):
         self.write_json(self.supervisor.get(session_id).queue.summary())
 
 
-class QueuedRequestHandler(SupervisorHandler, APIHandler):
+class QueuedRequestHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(EXECUTE)
     def delete(self, session_id, msg_id):
@@ -152,7 +137,7 @@ class QueuedRequestHandler(SupervisorHandler, APIHandler):
         self.write_json(None)
 
 
-class ShutdownHandler(SupervisorHandler, APIHandler):
+class ShutdownHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(EXECUTE)
     async def post(self):
@@ -161,19 +146,16 @@ class ShutdownHandler(SupervisorHandler, APIHandler):
         self.extensionapp.shutdown_requested()
 
 
-class ClientHeartbeatHandler(SupervisorHandler, APIHandler):
+class ClientHeartbeatHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(READ)
     def post(self):
-        body = require_object(self.json_body(required=False) or {})
-        process_id = body.get("process_id")
-        if process_id is not None and (not isinstance(process_id, int) or isinstance(process_id, bool)):
-            raise bad_request("Field 'process_id' must be an integer")
-        self.supervisor.client_heartbeat(process_id)
+        body = validate("ClientHeartbeat", self.json_body(default={}))
+        self.supervisor.client_heartbeat(body.get("process_id"))
         self.write_json(None)
 
 
-class ServerConfigurationHandler(SupervisorHandler, APIHandler):
+class ServerConfigurationHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(READ)
     def get(self):
@@ -189,7 +171,7 @@ class ServerConfigurationHandler(SupervisorHandler, APIHandler):
 OPENAPI_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "openapi.yaml")
 
 
-class OpenAPIHandler(SupervisorHandler, APIHandler):
+class OpenAPIHandler(SupervisorAPIHandler):
     _document: bytes | None = None
 
     @web.authenticated
@@ -198,11 +180,10 @@ class OpenAPIHandler(SupervisorHandler, APIHandler):
         if OpenAPIHandler._document is None:
             with open(OPENAPI_PATH, "rb") as f:  # once; a small file in the package
                 OpenAPIHandler._document = f.read()
-        self.set_header("Content-Type", "application/yaml")
-        self.finish(OpenAPIHandler._document)
+        self.finish(OpenAPIHandler._document, set_content_type="application/yaml")
 
 
-class NotFoundHandler(SupervisorHandler, APIHandler):
+class NotFoundHandler(SupervisorAPIHandler):
     """Unknown paths under the API prefix get a JSON 404, not the server's HTML page."""
 
     def prepare(self):

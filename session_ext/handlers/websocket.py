@@ -14,6 +14,7 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..messages import KernelMessage, kernel_event
+from ..models import bad_request
 from .base import SupervisorHandler
 
 
@@ -45,6 +46,18 @@ class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, J
         # Frames are small and interactive: without this, Nagle's algorithm meets the
         # client's delayed ACK and holds the last frames of a reply ~40 ms.
         self.set_nodelay(True)
+
+    async def get(self, *args, **kwargs):
+        """A plain GET gets a JSON 400 (tornado's own answer is plain text)."""
+        headers = self.request.headers
+        if headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in [
+            v.strip() for v in headers.get("Connection", "").lower().split(",")
+        ]:
+            raise bad_request(
+                "This is a websocket endpoint: send a websocket upgrade request "
+                "(Connection: Upgrade, Upgrade: websocket)"
+            )
+        await super().get(*args, **kwargs)
 
     async def authorize(self) -> None:
         allowed = await ensure_async(
