@@ -18,7 +18,6 @@ import zmq
 
 from . import validation  # (it uses bad_request of this module at call time)
 
-RUNNING_STATUSES = ("starting", "idle", "busy", "offline")
 
 
 class SupervisorError(Exception):

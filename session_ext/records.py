@@ -7,7 +7,6 @@ from typing import Any
 
 from .models import SessionSpec, SupervisorConfig
 from .session import ActiveSession, SessionListener
-from .status import SessionStatus
 
 
 def session_record(session: ActiveSession) -> dict[str, Any]:
@@ -36,9 +35,9 @@ def restored_session(
     """A stored session as it was, its kernel not yet re-attached (so `exited`, unless it
     had never started)."""
     if data.get("status") == "uninitialized":
-        status = SessionStatus("uninitialized", data.get("reason") or "created")
+        status = ("uninitialized", data.get("reason") or "created")
     else:
-        status = SessionStatus("exited", data.get("reason") or "server restarted")
+        status = ("exited", data.get("reason") or "server restarted")
     session = ActiveSession(
         SessionSpec.from_json(data["spec"]), config, kernel_manager, listener,
         kernel_id=data["kernel_id"], status=status,

@@ -1,4 +1,4 @@
-"""One ActiveSession: identity, spec, status machine, timers and the JSON view.
+"""One ActiveSession: identity, spec, status machine (status.py), timers and the JSON view.
 
 It composes two parts and forwards their events: ``KernelProcess`` (the kernel's process
 life, kernel.py) and ``MessageRouter`` (clients, the queue, the history, router.py). Free of
@@ -31,7 +31,7 @@ from .models import (
 )
 from .queue import ExecutionQueue, QueuedRequest
 from .router import MessageRouter
-from .status import CONNECTED_STATUSES, RUNNING_STATUSES, SessionStatus, rfc3339
+from .status import CONNECTED_STATUSES, StatusMachine, rfc3339
 
 
 class SessionListener(Protocol):
@@ -46,7 +46,7 @@ class SessionListener(Protocol):
     def history_added(self, session: ActiveSession, entry: dict[str, Any]) -> None: ...
 
 
-class ActiveSession:
+class ActiveSession(StatusMachine):
     def __init__(
         self,
         spec: SessionSpec,
@@ -55,13 +55,13 @@ class ActiveSession:
         listener: SessionListener,
         kernel_id: str | None = None,
         owned_by_server: bool = False,
-        status: SessionStatus | None = None,
+        status: tuple[str, str] = ("uninitialized", "created"),
     ):
+        super().__init__(*status)
         self.spec = spec
         self.config = config
         self.listener = listener
         self.kernel_id = kernel_id or str(uuid.uuid4())
-        self._status = status or SessionStatus()
         self.created = time.time()
         self.started: float = self.created
         self.kernel_info: dict[str, Any] = {}
@@ -87,22 +87,6 @@ class ActiveSession:
         return self.kernel.owned_by_server
 
     @property
-    def status(self) -> str:
-        return self._status.status
-
-    @property
-    def reason(self) -> str:
-        return self._status.reason
-
-    @property
-    def status_timestamp(self) -> int:
-        return self._status.timestamp
-
-    @property
-    def is_running(self) -> bool:
-        return self.status in RUNNING_STATUSES
-
-    @property
     def kernel_connected(self) -> bool:
         return self.kernel.connected
 
@@ -121,17 +105,9 @@ class ActiveSession:
     # --- status ------------------------------------------------------------------------
 
     def _set_status(self, status: str, reason: str) -> None:
-        if self._status.set(status, reason):
+        if self.change_status(status, reason):
             self.router.broadcast(kernel_event(status={"status": status, "reason": reason}))
             self.listener.session_status(self)
-
-    @property
-    def idle_seconds(self) -> int:
-        return self._status.seconds_in("idle")
-
-    @property
-    def busy_seconds(self) -> int:
-        return self._status.seconds_in("busy")
 
     def _require_running(self) -> None:
         if not self.is_running or not self.kernel.connected:

@@ -22,7 +22,7 @@ from session_ext.kernel import KernelProcess
 from session_ext.launch import kernel_env
 from session_ext.models import ExecuteRequest, SessionSpec, StartupError, SupervisorConfig
 from session_ext.router import MessageRouter
-from session_ext.status import SessionStatus
+from session_ext.status import StatusMachine
 
 from .helpers import IPYKERNEL_ARGV, WAIT
 
@@ -209,13 +209,14 @@ async def test_rest_execute_and_its_timeout(config, mkm):
         assert after["data"] == {"text/plain": "'still alive'"}  # interrupted, not killed
 
 
-def test_status_clock():
-    status = SessionStatus()
-    assert (status.status, status.reason) == ("uninitialized", "created")
-    assert status.set("idle", "started") and not status.set("idle", "started")
-    assert status.seconds_in("idle") == 0 and status.seconds_in("busy") == 0
-    status._since -= 5  # as if 5 s had passed
-    assert status.seconds_in("idle") == 5
-    assert status.set("idle", "execute_request")  # the reason changed, the clock did not
-    assert status.seconds_in("idle") == 5
-    assert status.set("busy", "execute_request") and status.seconds_in("busy") == 0
+def test_status_machine_and_its_clock():
+    machine = StatusMachine()
+    assert (machine.status, machine.reason, machine.is_running) == ("uninitialized", "created", False)
+    assert machine.change_status("idle", "started") and not machine.change_status("idle", "started")
+    assert machine.is_running and machine.idle_seconds == 0 and machine.busy_seconds == 0
+    machine._status_since -= 5  # as if 5 s had passed
+    assert machine.idle_seconds == 5
+    assert machine.change_status("idle", "execute_request")  # a new reason; the clock goes on
+    assert machine.idle_seconds == 5
+    assert machine.change_status("busy", "execute_request") and machine.busy_seconds == 0
+    assert machine.idle_seconds == 0
