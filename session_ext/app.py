@@ -208,7 +208,7 @@ class SessionExtApp(ExtensionApp):
         except Exception:  # the server serves (and ticks) anyway
             self.log.exception("Restoring the stored sessions failed")
         if self.standalone:
-            self.supervisor.on_idle_timeout = self.shutdown_requested_by_idleness
+            self.supervisor.housekeeping.on_idle_timeout = self.shutdown_requested_by_idleness
         self.supervisor.start()
         if self.connection_file:
             self.write_connection_file(self.connection_file)

@@ -1,5 +1,6 @@
-"""The registry of ActiveSessions: create, list, get, delete; server status; the periodic
-tick that notices exits; the bridge from session changes to the events stream."""
+"""The registry of ActiveSessions: create, list, get, delete; server status; restore; the
+bridge from session changes to the events stream and the store. The periodic tick is
+housekeeping.py's."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import logging
 import os
 import time
 from typing import Any
-
-import psutil
 
 from . import __version__, mirror
 from .events import EventBus
@@ -28,8 +27,8 @@ from .models import (
     parse_new_session,
 )
 from .policy import ArgvPolicy
+from .housekeeping import Housekeeping
 from .records import restored_session, session_record
-from .resources import ResourceSampler
 from .session import ActiveSession
 from .status import rfc3339
 from .store import SessionStore, StoreError
@@ -37,7 +36,6 @@ from .validation import given
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = 0.25
 LOG_LEVELS = {
     "trace": logging.DEBUG,
     "debug": logging.DEBUG,
@@ -63,16 +61,11 @@ class Supervisor:
         self.sessions: dict[str, ActiveSession] = {}
         self._by_kernel: dict[str, ActiveSession] = {}  # kernel_id -> session (fixed per session)
         self.started = time.time()
-        self.last_active = time.monotonic()  # for idle shutdown
-        self._tick_task: asyncio.Task | None = None
         self._creating: set[str] = set()  # ids of new sessions being written, not yet listed
         self._deleting: set[str] = set()  # ids being deleted from the store
         self._to_persist: dict[str, ActiveSession] = {}  # written once per loop turn
         self._history_to_persist: list[tuple[str, dict[str, Any]]] = []
-        self._resources = ResourceSampler()
-        # Called once when idle_shutdown_hours pass with nothing going on (standalone only).
-        self.on_idle_timeout: Any = None
-        self.heartbeats: dict[int | None, float] = {}  # client process id -> last heartbeat
+        self.housekeeping = Housekeeping(config, self.sessions, events)
 
     # --- registry ----------------------------------------------------------------------
 
@@ -275,8 +268,7 @@ class Supervisor:
             session.on_kernel_restarted()
 
     def client_heartbeat(self, process_id: int | None) -> None:
-        """A client says it is alive (Kallichore's idle shutdown waits for live clients)."""
-        self.heartbeats[process_id] = time.monotonic()
+        self.housekeeping.client_heartbeat(process_id)
 
     def server_configuration(self) -> dict[str, Any]:
         return {
@@ -321,76 +313,17 @@ class Supervisor:
             session.mark_exited("could not re-attach the kernel")
         self._persist(session)
 
-    def start(self) -> None:
-        self._tick_task = asyncio.ensure_future(self._tick())
-
-    async def _tick(self) -> None:
-        next_sample = 0.0
-        while True:
-            await asyncio.sleep(TICK_SECONDS)
-            for session in list(self.sessions.values()):
-                try:
-                    await session.check_alive()
-                except Exception:
-                    log.exception("Checking session %s", session.session_id)
-            await self._cull()
-            self._check_idle_shutdown()
-            interval = self.config.resource_sample_interval_ms / 1000
-            if interval > 0 and time.monotonic() >= next_sample:
-                next_sample = time.monotonic() + interval
-                await self._sample_resources(interval)
-
-    async def _cull(self) -> None:
-        """Shut down sessions idle (or busy) longer than their timeout."""
-        config = self.config
-        for session in list(self.sessions.values()):
-            if session.connected and not config.cull_connected:
-                continue
-            idle_limit, busy_limit = config.cull_idle_timeout, config.cull_busy_timeout
-            if (idle_limit > 0 and session.status == "idle" and session.idle_seconds >= idle_limit) or (
-                busy_limit > 0 and session.status == "busy" and session.busy_seconds >= busy_limit
-            ):
-                log.info("Culling session %s (%s)", session.session_id, session.status)
-                asyncio.ensure_future(session.shutdown("culled"))
-
-    async def _sample_resources(self, interval: float) -> None:
-        running = {s.session_id: s.process_id for s in self.sessions.values() if s.process_id}
-        samples = await asyncio.to_thread(self._resources.sample, running, int(interval * 1000))
-        for session_id, usage in samples.items():
-            session = self.sessions.get(session_id)
-            if session is not None and session.process_id:
-                session.set_resource_usage(usage)
-                self.events.publish(
-                    {"event": "resource_usage", "session_id": session_id, "resource_usage": usage}
-                )
-
-    def _check_idle_shutdown(self) -> None:
-        now = time.monotonic()
-        if not self.is_idle():
-            self.last_active = now
-            return
-        hours = self.config.idle_shutdown_hours
-        if self.on_idle_timeout is not None and hours >= 0 and now - self.last_active >= hours * 3600:
-            log.info("No activity for %s hours: shutting down", hours)
-            callback, self.on_idle_timeout = self.on_idle_timeout, None
-            callback()
-
-    def is_idle(self) -> bool:
-        """No session busy or connected, and no heartbeat client alive (idle shutdown)."""
-        if any(s.status == "busy" or s.connected for s in self.sessions.values()):
-            return False
-        return not any(pid is not None and psutil.pid_exists(pid) for pid in self.heartbeats)
-
     async def shutdown_all(self) -> None:
         """Shut every kernel down (POST /shutdown, or the server stopping)."""
         await asyncio.gather(
             *(s.shutdown("server shutdown") for s in self.all_sessions()), return_exceptions=True
         )
 
+    def start(self) -> None:
+        self.housekeeping.start()
+
     async def stop(self, keep_kernels: bool) -> None:
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            self._tick_task = None
+        self.housekeeping.stop()
         if keep_kernels:
             await asyncio.gather(*(s.detach_kernel() for s in self.all_sessions()), return_exceptions=True)
         else:

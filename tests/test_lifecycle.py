@@ -357,7 +357,7 @@ async def test_server_configuration(api):
 
 async def test_client_heartbeat(api, supervisor):
     assert await api.ok("POST", "client_heartbeat", {"process_id": os.getpid()}) is None
-    assert os.getpid() in supervisor.heartbeats
+    assert os.getpid() in supervisor.housekeeping.heartbeats
     r = await api.call("POST", "client_heartbeat", {"process_id": "me"})
     assert r.code == 400
 
