@@ -20,7 +20,10 @@ class Client(Protocol):
 
 
 class WebsocketClient(Client, Protocol):
-    def send_frame(self, frame: bytes) -> None: ...
+    def send_frame(self, frame: bytes, routed: bool = False) -> bool:
+        """Queue ``frame`` (``routed``: meant for this client alone); False if the
+        connection is gone (it has then handed back what it had not sent: ``take_back``)."""
+        ...
 
     def close_displaced(self, reason: str) -> None: ...
 
@@ -55,25 +58,48 @@ class ClientHub:
             self.clients.clear()
         self.clients[client] = None
         if self._dropped:
-            client.send_frame(kernel_event(messagesDropped=self._dropped))
+            if not client.send_frame(kernel_event(messagesDropped=self._dropped)):
+                return
             self._dropped = 0
         while self._buffer:
-            client.send_frame(self._buffer.popleft())
-        self._buffer_bytes = 0
+            frame = self._buffer[0]
+            if not client.send_frame(frame):
+                return  # gone already: the rest waits for the next client
+            self._buffer.popleft()
+            self._buffer_bytes -= len(frame)
 
     def detach(self, client: Client) -> None:
         self.clients.pop(client, None)
+
+    def take_back(
+        self, client: WebsocketClient, frames: list[tuple[bytes, bool]], torn: int = 0
+    ) -> None:
+        """A client's connection died with ``frames`` (frame, routed) accepted but not sent,
+        and ``torn`` frames sent only in part: it leaves, and what only it would have had
+        goes to the others, or back to the front of the buffer (they are older than anything
+        kept there), the torn ones announced as dropped."""
+        self.clients.pop(client, None)
+        self._dropped += torn
+        if self.clients:
+            for frame, routed in frames:
+                if routed:  # the others had every broadcast frame already
+                    self.broadcast(frame)
+            return
+        for frame, _ in reversed(frames):
+            self._buffer.appendleft(frame)
+            self._buffer_bytes += len(frame)
+        self._trim()
 
     def route(self, msg_id: str, client: Client) -> None:
         """Send the replies to request ``msg_id`` to ``client``."""
         self.routes[msg_id] = client
 
     def broadcast(self, frame: bytes) -> None:
-        if not self.clients:
+        delivered = False
+        for client in tuple(self.clients):  # a client whose connection died leaves meanwhile
+            delivered = client.send_frame(frame) or delivered
+        if not delivered:
             self._keep(frame)
-            return
-        for client in self.clients:
-            client.send_frame(frame)
 
     def deliver_reply(self, msg: KernelMessage) -> None:
         """A shell/control/stdin message goes to the requester (to everyone if it is gone)."""
@@ -89,9 +115,9 @@ class ClientHub:
     def send_to(self, client: Client, msg: KernelMessage) -> None:
         """A message meant for one client; if that client has gone, to everyone (or the
         buffer), so a reconnecting client still gets it."""
-        if client in self.clients or isinstance(client, InternalClient):
+        if isinstance(client, InternalClient):
             client.deliver(msg)
-        else:
+        elif client not in self.clients or not client.send_frame(msg.frame, routed=True):
             self.broadcast(msg.frame)
 
     def forget_routes(self) -> None:
@@ -101,6 +127,9 @@ class ClientHub:
     def _keep(self, frame: bytes) -> None:
         self._buffer.append(frame)
         self._buffer_bytes += len(frame)
+        self._trim()
+
+    def _trim(self) -> None:
         while self._buffer and (
             len(self._buffer) > self.max_buffer_messages
             or self._buffer_bytes > self.max_buffer_bytes

@@ -1,8 +1,9 @@
-"""Every touch of jupyter_server's and jupyter_client's internals, in one place.
+"""Every touch of another package's internals (jupyter_server, jupyter_client, tornado), in
+one place.
 
 Each is here because no public API does the job; each says why and which versions it was
-checked against (jupyter_server 2.14 - 2.21.1, jupyter_client 8.6 - 8.10). Upgrading either
-package means reading this file first.
+checked against (jupyter_server 2.14 - 2.21.1, jupyter_client 8.6 - 8.10, tornado 6.2 - 6.6).
+Upgrading one of them means reading this file first.
 """
 
 from __future__ import annotations
@@ -61,3 +62,20 @@ def record_activity(multi_kernel_manager: Any, km: Any, execution_state: str) ->
     no-activity shutdown: the kernel's busy/idle and when it last changed."""
     km.execution_state = execution_state
     km.last_activity = multi_kernel_manager.last_kernel_activity = utcnow()
+
+
+def websocket_compressed(connection: Any) -> bool:
+    """Whether permessage-deflate was negotiated (``WebSocketProtocol13._compressor``): our
+    batched writes build uncompressed frames themselves."""
+    return getattr(connection, "_compressor", None) is not None
+
+
+def bytes_written(stream: Any) -> int:
+    """How many bytes were ever given to ``IOStream.write`` (``_total_write_index``)."""
+    return stream._total_write_index
+
+
+def bytes_sent(stream: Any) -> int:
+    """How many of them the socket took (``_total_write_done_index``): when a connection
+    dies, what tornado still held never left the server and can go to the next client."""
+    return stream._total_write_done_index

@@ -81,8 +81,10 @@ class MessageRouter:
         if not was_connected:
             self.listener.model_changed()
 
-    def detach(self, client: WebsocketClient) -> None:
-        self.hub.detach(client)
+    def detach(
+        self, client: WebsocketClient, unsent: list[tuple[bytes, bool]] = (), torn: int = 0
+    ) -> None:
+        self.hub.take_back(client, list(unsent), torn)
         if not self.hub.connected:
             self.listener.model_changed()
 

@@ -303,8 +303,11 @@ class ActiveSession(StatusMachine):
     def attach(self, client: WebsocketClient, exclusive: bool = False) -> None:
         self.router.attach(client, exclusive)
 
-    def detach(self, client: WebsocketClient) -> None:
-        self.router.detach(client)
+    def detach(
+        self, client: WebsocketClient, unsent: list[tuple[bytes, bool]] = (), torn: int = 0
+    ) -> None:
+        """A client left; ``unsent``: the frames its connection could not deliver."""
+        self.router.detach(client, unsent, torn)
 
     def handle_client_frame(self, client: WebsocketClient, data: str | bytes) -> None:
         """A websocket frame from a client: a Jupyter message for the kernel."""

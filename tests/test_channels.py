@@ -2,6 +2,8 @@
 
 import asyncio
 import os
+import socket
+import struct
 import sys
 import uuid
 
@@ -251,4 +253,66 @@ async def test_large_and_small_frames_arrive_whole(api):
         await ws.idle_of(msg_id)
         assert stream_text(ws.received, msg_id) == "y" * size + "\n"
     ws.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+def stream_lines(messages: list[dict], parent: str) -> list[int]:
+    return [int(line) for line in stream_text(messages, parent).split()]
+
+
+async def test_a_client_leaving_mid_stream_loses_nothing(api):
+    """Frames that reach a connection as it closes (its close frame received, the socket
+    dying) are not thrown away: they wait in the session's buffer for the next client, in
+    order, so what the first client read plus what the next one gets is the whole stream."""
+    session_id = await api.started()
+    ws = await api.channels(session_id)
+    msg_id = ws.execute("import sys\nfor i in range(20000): print(i, flush=True)")
+    await ws.until(lambda m: "5000\n" in m.get("content", {}).get("text", ""))
+    ws.conn.close()  # a close frame while the kernel still streams
+    while await ws.recv() is not None:  # what the server sent before its own close frame
+        pass
+    await asyncio.sleep(0.5)
+    again = await api.channels(session_id)
+    await again.idle_of(msg_id, timeout=60)
+    dropped = [m["messagesDropped"] for m in again.received if "messagesDropped" in m]
+    assert dropped == []
+    first, rest = stream_lines(ws.received, msg_id), stream_lines(again.received, msg_id)
+    assert first and rest and first + rest == list(range(20000))
+    again.close()
+    await api.ok("POST", f"sessions/{session_id}/kill")
+
+
+async def test_a_dead_connection_hands_back_what_it_never_sent(api, supervisor):
+    """A client stops reading, then its connection dies (a TCP reset) while the server still
+    holds megabytes for it: what never left the server is replayed to the next client, in
+    order and without duplicates. Only what the operating system had already taken for the
+    dead socket (its buffers, at most) is gone, and a frame cut in two is announced."""
+    supervisor.config.buffer_max_messages = 50_000  # room for all of it while detached
+    session_id = await api.started()
+    ws = await api.channels(session_id)
+    pad = "x" * 1500
+    msg_id = ws.execute(f"for i in range(20000): print(i, '{pad}', flush=True)")
+    await ws.until(lambda m: m.get("content", {}).get("text", "").startswith("2000 "))
+    await api.wait_status(session_id, "idle", timeout=120)  # all of it is on the server now
+    sock = ws.conn.stream.socket
+    client_buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    ws.conn.stream.close()  # RST: nothing more is read on this side
+    await asyncio.sleep(0.5)
+    again = await api.channels(session_id)
+    await again.idle_of(msg_id, timeout=60)
+
+    def numbers(messages):
+        return [int(line.split()[0]) for line in stream_text(messages, msg_id).splitlines()]
+
+    first, rest = numbers(ws.received), numbers(again.received)
+    assert first == list(range(len(first))) and rest, "the replay has the rest"
+    assert rest == list(range(rest[0], 20000)), "in order, to the end, no duplicates"
+    lost_bytes = (rest[0] - len(first)) * (len(pad) + 300)  # upper bound of a frame's size
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        server_buffer = int(f.read().split()[2])  # the most a socket's send buffer grows to
+    assert lost_bytes <= client_buffer + server_buffer, (len(first), rest[0])
+    dropped = [m["messagesDropped"] for m in again.received if "messagesDropped" in m]
+    assert dropped in ([], [1])  # a frame the reset cut in two
+    again.close()
     await api.ok("POST", f"sessions/{session_id}/kill")

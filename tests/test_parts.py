@@ -58,8 +58,9 @@ class Recorder:
         self.frames: list[dict] = []
         self.events: list[tuple] = []
 
-    def send_frame(self, frame: bytes) -> None:
+    def send_frame(self, frame: bytes, routed: bool = False) -> bool:
         self.frames.append(json.loads(frame))
+        return True
 
     def deliver(self, msg) -> None:
         self.frames.append(json.loads(msg.frame))

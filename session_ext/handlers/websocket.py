@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections import deque
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import ws_authenticated
@@ -13,6 +14,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from .. import jupyter
 from ..messages import KernelMessage, kernel_event
 from ..models import bad_request
 from .base import SupervisorHandler
@@ -35,18 +37,22 @@ class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, J
     authorizer's ``action`` on ``kernels``."""
 
     action = "execute"
-    _pending: list[bytes]
+    _pending: list[tuple[bytes, bool]]  # (frame, routed): accepted, not yet written
+    # (first byte, end, frames) of each write tornado may not have sent in full yet
+    _in_flight: deque[tuple[int, int, list[tuple[bytes, bool]]]]
+    _gone = False
 
     def set_default_headers(self):
         """No JupyterHandler headers on a websocket upgrade."""
 
     def open(self, *args, **kwargs):
         self._pending = []
+        self._in_flight = deque()
         super().open(*args, **kwargs)
+        self._stream = self.ws_connection.stream
         # Frames are small and interactive: without this, Nagle's algorithm meets the
         # client's delayed ACK and holds the last frames of a reply ~40 ms.
         self.set_nodelay(True)
-
     async def get(self, *args, **kwargs):
         """A plain GET gets a JSON 400 (tornado's own answer is plain text)."""
         headers = self.request.headers
@@ -66,31 +72,79 @@ class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, J
         if not allowed:
             raise web.HTTPError(403, "Not authorized to %s on %s", self.action, self.auth_resource)
 
-    def send_frame(self, frame: bytes | str) -> None:
-        """Queue a text frame; the frames of one event-loop turn go out in one write."""
-        if self.ws_connection is None or self.ws_connection.is_closing():
-            return
+    def send_frame(self, frame: bytes | str, routed: bool = False) -> bool:
+        """Queue a text frame; the frames of one event-loop turn go out in one write.
+        False once the connection is gone (what it had not sent is handed back first)."""
+        conn = self.ws_connection
+        if conn is None or conn.is_closing():
+            self.connection_lost()
+            return False
         if not self._pending:
             asyncio.get_running_loop().call_soon(self.flush_frames)
-        self._pending.append(frame.encode() if isinstance(frame, str) else frame)
+        self._pending.append((frame.encode() if isinstance(frame, str) else frame, routed))
+        return True
 
     def flush_frames(self) -> None:
         """With TCP_NODELAY every write is its own TCP segment: a burst of small frames (a
         chatty cell's output) costs the client one wake-up per frame unless they are
         written together. Frames are built here as tornado does for uncompressed text
         frames; with compression negotiated, tornado writes them one by one."""
-        frames, self._pending = self._pending, []
         conn = self.ws_connection
-        if not frames or conn is None or conn.is_closing():
+        if not self._pending or conn is None or conn.is_closing():
+            self.connection_lost()
             return
-        try:
-            if getattr(conn, "_compressor", None) is not None:
-                for frame in frames:
+        pending, self._pending = self._pending, []
+        if jupyter.websocket_compressed(conn):
+            try:
+                for frame, _ in pending:
                     self.write_message(frame)
-            else:
-                conn.stream.write(b"".join(_text_frame(frame) for frame in frames))
-        except (WebSocketClosedError, StreamClosedError):
-            pass
+            except WebSocketClosedError:
+                self.connection_lost()
+            return
+        stream = self._stream
+        sent = jupyter.bytes_sent(stream)
+        while self._in_flight and self._in_flight[0][1] <= sent:
+            self._in_flight.popleft()  # written out in full
+        start = jupyter.bytes_written(stream)
+        try:
+            stream.write(b"".join(_text_frame(frame) for frame, _ in pending))
+        except StreamClosedError:
+            pass  # nothing of it was taken
+        self._in_flight.append((start, jupyter.bytes_written(stream), pending))
+        if stream.closed():
+            self.connection_lost()
+
+    def connection_lost(self) -> None:
+        """The connection is closing or dead: what tornado never sent (and what was not
+        written yet) goes back to the session, in order; a frame cut off mid-way is lost
+        and counted. Bytes the socket took are the operating system's: not counted."""
+        if self._gone:
+            return
+        self._gone = True
+        sent = jupyter.bytes_sent(self._stream)  # (ws_connection is None by on_close)
+        unsent: list[tuple[bytes, bool]] = []
+        torn = 0
+        for start, end, frames in self._in_flight:
+            offset = start
+            for frame, routed in frames:
+                size = len(_text_frame(frame))
+                if offset >= sent:
+                    unsent.append((frame, routed))
+                elif offset + size > sent:
+                    torn += 1
+                offset += size
+        self._in_flight.clear()
+        unsent.extend(self._pending)
+        self._pending = []
+        self.hand_back(unsent, torn)
+
+    def hand_back(self, frames: list[tuple[bytes, bool]], torn: int) -> None:
+        """What a lost connection could not deliver (the events stream lets it go: the
+        next subscriber starts from a snapshot)."""
+
+    def on_close(self):
+        super().on_close()
+        self.connection_lost()
 
 
 class ChannelsHandler(SupervisorWebsocket):
@@ -111,13 +165,12 @@ class ChannelsHandler(SupervisorWebsocket):
     def on_message(self, message):
         self.session.handle_client_frame(self, message)
 
-    def on_close(self):
-        super().on_close()
-        self.session.detach(self)
+    def hand_back(self, frames: list[tuple[bytes, bool]], torn: int) -> None:
+        self.session.detach(self, frames, torn)
 
     # The session's Client protocol.
     def deliver(self, msg: KernelMessage) -> None:
-        self.send_frame(msg.frame)
+        self.send_frame(msg.frame, routed=True)
 
     def close_displaced(self, reason: str) -> None:
         self.send_frame(kernel_event(clientDisconnected=reason))
