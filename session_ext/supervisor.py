@@ -29,7 +29,8 @@ from .models import (
     parse_new_session,
     require_object,
 )
-from .records import restored_session, session_record
+from .persistence import PendingWrites
+from .records import restored_session
 from .resources import ResourceSampler
 from .session import ActiveSession
 from .status import rfc3339
@@ -64,8 +65,7 @@ class Supervisor:
         self.started = time.time()
         self.last_active = time.monotonic()  # for idle shutdown
         self._tick_task: asyncio.Task | None = None
-        self._to_persist: dict[str, ActiveSession] = {}  # written once per loop turn
-        self._history_to_persist: list[tuple[str, dict[str, Any]]] = []
+        self.writes = PendingWrites(store, self.sessions)  # written once per loop turn
         self._resources = ResourceSampler()
         # Called once when idle_shutdown_hours pass with nothing going on (standalone only).
         self.on_idle_timeout: Any = None
@@ -116,7 +116,7 @@ class Supervisor:
         self.sessions[session.session_id] = session
         self._by_kernel[session.kernel_id] = session
         self.events.publish({"event": "session_created", "session": session.to_json(50)})
-        self._persist(session)
+        self.writes.session(session)
 
     def _apply_kernelspec_defaults(self, fields: dict[str, Any], kernel_name: str | None) -> None:
         if kernel_name is None and fields["argv"] is None:
@@ -164,7 +164,7 @@ class Supervisor:
         session = self.sessions.pop(session_id, None)
         if session is not None:
             self._by_kernel.pop(session.kernel_id, None)
-            self._to_persist.pop(session_id, None)
+            self.writes.forget(session_id)
             self.store.delete(session_id)
             self.events.session_deleted(session_id)
 
@@ -279,13 +279,17 @@ class Supervisor:
         """Sessions stored by an earlier server: listed again, and in durable mode their
         live kernels re-attached (same ids, metadata, history, kernel state)."""
         reattaching = []
-        for data, history in await self.store.load():
+        for data, history, queued in await self.store.load():
             if data["spec"]["session_id"] in self.sessions:
                 continue
-            session = restored_session(data, history, self.config, self.kernel_manager, self)
+            session = restored_session(
+                data, history, queued, self.config, self.kernel_manager, self
+            )
             self._add(session)
             if data.get("connection_info") and data.get("status") not in ("exited", "uninitialized"):
                 reattaching.append(self._reattach(session, data))
+            elif queued:
+                session.router.abandon_queue("the kernel had exited")
         await asyncio.gather(*reattaching)
 
     async def _reattach(self, session: ActiveSession, data: dict[str, Any]) -> None:
@@ -298,7 +302,7 @@ class Supervisor:
         except Exception:
             log.exception("Re-attaching session %s", session.session_id)
             session.mark_exited("could not re-attach the kernel")
-        self._persist(session)
+        self.writes.session(session)
 
     def start(self) -> None:
         self._tick_task = asyncio.ensure_future(self._tick())
@@ -374,7 +378,7 @@ class Supervisor:
             await asyncio.gather(*(s.detach_kernel() for s in self.all_sessions()), return_exceptions=True)
         else:
             await self.shutdown_all()
-        self._flush_persist()
+        self.writes.flush()
         await self.store.close()
 
     # --- SessionListener ---------------------------------------------------------------
@@ -395,39 +399,19 @@ class Supervisor:
 
     def session_updated(self, session: ActiveSession) -> None:
         self.events.session_updated(session)
-        self._persist(session)
+        self.writes.session(session)
 
     def history_added(self, session: ActiveSession, entry: dict[str, Any]) -> None:
-        if not self.store.enabled:
-            return
-        self._schedule_persist()
-        self._history_to_persist.append((session.session_id, entry))
+        self.writes.history(session.session_id, entry)
 
-    def _persist(self, session: ActiveSession) -> None:
-        """Save the session on the next loop turn (coalesced; the write is off the loop).
-        jupyter_server's own sessions are its session manager's to keep."""
-        if not self.store.enabled or session.owned_by_server:
-            return
-        self._schedule_persist()
-        self._to_persist[session.session_id] = session
-
-    def _schedule_persist(self) -> None:
-        if not self._to_persist and not self._history_to_persist:
-            asyncio.get_running_loop().call_soon(self._flush_persist)
-
-    def _flush_persist(self) -> list[asyncio.Future]:
-        history, self._history_to_persist = self._history_to_persist, []
-        self.store.append_history(history)
-        pending, self._to_persist = self._to_persist, {}
-        writes = []
-        for session_id, session in pending.items():
-            if session_id in self.sessions:
-                writes.append(self.store.save(session_id, session_record(session)))
-        return [w for w in writes if w is not None]
+    def persist_request(self, session: ActiveSession, *write: Any) -> None:
+        """A durable queue's row (``PendingWrites.request``)."""
+        self.writes.request(session, *write)
 
     async def flush(self) -> None:
         """Write what is pending now (a create or start is acknowledged once it is on disk)."""
-        await asyncio.gather(*self._flush_persist())
+        await asyncio.gather(*self.writes.flush())
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [s.to_json(50) for s in self.all_sessions()]
+
