@@ -72,7 +72,13 @@ class OutputCollector:
         return text, clipped or skipped > 0
 
 
-def history_entry(request: Any, collector: OutputCollector | None, status: str, finished_at: int) -> dict:
+def history_entry(
+    request: Any,
+    collector: OutputCollector | None,
+    status: str,
+    finished_at: int,
+    reason: str | None = None,
+) -> dict:
     code, input_clipped = clip(request.code)
     output, output_clipped = collector.text() if collector else ("", False)
     entry = {
@@ -89,4 +95,6 @@ def history_entry(request: Any, collector: OutputCollector | None, status: str, 
     }
     if collector and collector.error:
         entry["error"] = collector.error
+    if reason is not None:
+        entry["reason"] = reason
     return entry

@@ -92,6 +92,9 @@ class KernelProcess:
         self.msg_session: Session | None = None
         self.process_id: int | None = None
         self.provisioner_info: dict[str, Any] | None = None  # persisted, for re-attachment
+        # Durable mode: the earlier server's message session id, so our sockets have its
+        # ZeroMQ identity and the kernel's replies to its requests reach us.
+        self._session_id: str | None = None
         self._waiter: KernelInfoWaiter | None = None  # during the handshake
         self._handshake_ids: set[str] = set()
 
@@ -161,6 +164,7 @@ class KernelProcess:
                 raise StartupError(EXITED_ABNORMALLY, "The kernel is gone", None, "")
         self.km = km
         self.provisioner_info = data.get("provisioner_info")
+        self._session_id = data.get("message_session")
         self.process_id = provisioning.local_pid(km)
         self.output = self._open_output()
 
@@ -190,16 +194,27 @@ class KernelProcess:
 
     # --- the startup handshake ----------------------------------------------------------
 
-    async def handshake(self, deadline: float) -> dict[str, Any]:
+    async def reattach_handshake(self, deadline: float) -> dict[str, Any]:
+        """Durable mode: the handshake with a kernel an earlier server left running, which
+        may be busy with a long request. On control (ipykernel >= 6 answers it while a
+        request runs; on shell it would wait behind it), and a kernel that does not answer in
+        time is never killed: it is taken as busy (kernel_info unknown: ``{}``)."""
+        return await self.handshake(deadline, channel="control", kill_on_timeout=False)
+
+    async def handshake(
+        self, deadline: float, channel: str = "shell", kill_on_timeout: bool = True
+    ) -> dict[str, Any]:
         """Connect, then kernel_info_request until the reply and an iopub message arrive
         (jupyter_server's "nudge"), watching for the process exiting and for the deadline.
         Then the kernel is ready: registered with the server, its heartbeat watched."""
         if self.conn is None:
             km = self.km
+            reused = {"session": self._session_id} if self._session_id else {}
             self.msg_session = Session(
                 key=km.session.key,
                 signature_scheme=km.session.signature_scheme,
                 username=self.spec.username,
+                **reused,
             )
             try:
                 self.conn = KernelConnection(km, self.msg_session, self._receive)
@@ -207,15 +222,22 @@ class KernelProcess:
                 await self._fail(ZMQ_CONNECT_TIMEOUT, f"Could not connect to the kernel: {e}")
         self._waiter = waiter = KernelInfoWaiter()
         self._handshake_ids.clear()
+        late = False
         try:
-            while not waiter.done:
-                msg = make_message(self.msg_session, "shell", "kernel_info_request", {})
+            while not waiter.done and not late:
+                msg = make_message(self.msg_session, channel, "kernel_info_request", {})
                 self._handshake_ids.add(msg["header"]["msg_id"])
-                self.conn.send("shell", msg)
+                self.conn.send(channel, msg)
                 for _ in range(10):  # 1 s per try
                     if waiter.done:
                         break
-                    await self._check_starting(deadline)
+                    late = await self._check_starting(deadline, kill_on_timeout)
+                    if late:
+                        log.warning(
+                            "Kernel %s did not answer within %s s; taken as it is (busy?)",
+                            self.kernel_id, self.spec.connection_timeout,
+                        )
+                        break
                     await asyncio.sleep(0.1)
         finally:
             self._waiter = None
@@ -228,17 +250,22 @@ class KernelProcess:
         )
         return waiter.reply or {}
 
-    async def _check_starting(self, deadline: float) -> None:
+    async def _check_starting(self, deadline: float, kill_on_timeout: bool) -> bool:
+        """Fail if the process has exited; past the deadline, fail (and kill it) or, for a
+        kernel that must not be killed, return True."""
         if self.km.has_kernel and not await self.km.is_alive():
             code = await self.km.provisioner.poll()
             await self._fail(
                 EXITED_ABNORMALLY, f"The kernel exited during startup (code {code})", code
             )
         if time.monotonic() > deadline:
+            if not kill_on_timeout:
+                return True
             await self._fail(
                 ZMQ_CONNECT_TIMEOUT,
                 f"The kernel did not answer within {self.spec.connection_timeout} s",
             )
+        return False
 
     async def _fail(self, code: str, message: str, exit_code: int | None = None) -> None:
         """Leave nothing behind (no process, no sockets) and raise the StartupError."""
@@ -350,6 +377,7 @@ class KernelProcess:
             self.output.poll()
             self.output.close()
         self.process_id = None
+        self._session_id = None
 
     def detach(self) -> None:
         """The server stops in durable mode: let go of the kernel and leave it running."""
@@ -403,4 +431,7 @@ class KernelProcess:
                 provisioning.jsonable(self.km.get_connection_info()) if running else None
             ),
             "provisioner_info": self.provisioner_info if running else None,
+            "message_session": (
+                self.msg_session.session if running and self.msg_session is not None else None
+            ),
         }

@@ -67,6 +67,7 @@ class ReattachedProcess:
     needs of a Popen, by pid. Not our child, so its exit code is unknown."""
 
     exit_code_known = False
+    stdin = stdout = stderr = None  # LocalProvisioner.wait closes these if set
 
     def __init__(self, pid: int, create_time: float | None):
         self.pid = pid

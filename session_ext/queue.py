@@ -4,6 +4,10 @@ Every execute_request joins one FIFO; one is active (sent to the kernel) at a ti
 active one is finished when both its execute_reply and the iopub ``idle`` whose parent it is
 have arrived; only then is the next dispatched. Requests that will not run get an aborted
 reply through ``on_abort``. Every operation is O(1) per request.
+
+In durable mode a ``gate`` decides whether the request at the head may be sent now: it may
+once its row says, on disk, that it is the one sent (router.py), so a restarted server knows
+which request the kernel may be running and which have never been sent.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ class QueuedRequest:
         "client",
         "idle_seen",
         "interrupted_by_supervisor",
+        "may_start",
         "msg",
         "msg_id",
         "queued_at",
         "reply_status",
         "source",
+        "start_requested",
         "started_at",
     )
 
@@ -46,6 +52,10 @@ class QueuedRequest:
         self.idle_seen = False
         # A REST timeout interrupted it: its KeyboardInterrupt must not abort the others.
         self.interrupted_by_supervisor = False
+        # Durable mode: whether it may be sent (its row is on disk as the one sent), and
+        # whether that row update has been asked for.
+        self.may_start = True
+        self.start_requested = False
 
     @property
     def code(self) -> str:
@@ -72,8 +82,10 @@ class ExecutionQueue:
         on_abort: Callable[[QueuedRequest, str], None],
         on_finish: Callable[[QueuedRequest], None],
         on_change: Callable[[], None],
+        gate: Callable[[QueuedRequest], bool] | None = None,
     ):
         self._dispatch = dispatch
+        self._gate = gate
         self._on_abort = on_abort
         self._on_finish = on_finish
         self._on_change = on_change
@@ -92,7 +104,7 @@ class ExecutionQueue:
             raise SupervisorError(
                 409, CONFLICT, f"An execute_request with msg_id {request.msg_id!r} is queued"
             )
-        if self.active is None:
+        if self.active is None and not self.pending and (self._gate is None or self._gate(request)):
             self._start(request)
             self._on_change()
             return True
@@ -129,11 +141,45 @@ class ExecutionQueue:
         self.active = None
         self._on_finish(active)
         if self.pending:
-            _, request = self.pending.popitem(last=False)
-            self._start(request)
+            if self._gate is None:
+                _, request = self.pending.popitem(last=False)
+                self._start(request)
+            else:
+                self._advance()
         self._on_change()
 
-    def cancel(self, msg_id: str) -> QueuedRequest:
+    def _advance(self) -> None:
+        """Send the first pending request if nothing runs (and the gate lets it)."""
+        if self.active is None and self.pending:
+            request = next(iter(self.pending.values()))
+            if self._gate is None or self._gate(request):
+                del self.pending[request.msg_id]
+                self._start(request)
+
+    def advance(self) -> None:
+        """The gate opened (durable mode: the head's row is on disk as the one sent)."""
+        if self.active is None and self.pending:
+            self._advance()
+            self._on_change()
+
+    def restore(self, active: QueuedRequest | None, pending: list[QueuedRequest]) -> None:
+        """A restarted server's queue: ``active`` is the request the kernel may still be
+        running (not sent again), ``pending`` wait in order (the gate holds them)."""
+        self.active = active
+        for request in pending:
+            self.pending[request.msg_id] = request
+        self._on_change()
+
+    def abort_active(self, reason: str) -> None:
+        """The active request will get no reply (a restarted server learnt that it finished
+        while it was down): record it aborted and go on."""
+        active, self.active = self.active, None
+        if active is not None:
+            self._on_abort(active, reason)
+            self._advance()
+            self._on_change()
+
+    def cancel(self, msg_id: str, reason: str = "cancelled") -> QueuedRequest:
         """Take one pending request out of the queue; it gets an aborted reply."""
         if self.active is not None and self.active.msg_id == msg_id:
             raise SupervisorError(
@@ -142,7 +188,7 @@ class ExecutionQueue:
         request = self.pending.pop(msg_id, None)
         if request is None:
             raise SupervisorError(404, "not_found", f"No pending request with msg_id {msg_id!r}")
-        self._on_abort(request, "cancelled")
+        self._on_abort(request, reason)
         self._on_change()
         return request
 

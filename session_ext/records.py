@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from .models import SessionSpec, SupervisorConfig
+from .queue import QueuedRequest
 from .session import ActiveSession, SessionListener
 
 
@@ -25,15 +27,34 @@ def session_record(session: ActiveSession) -> dict[str, Any]:
     }
 
 
+def request_record(request: QueuedRequest) -> dict[str, Any]:
+    """A queued request as the store keeps it (durable mode); encoded on the store's worker
+    (buffers as base64)."""
+    return {"msg": request.msg, "source": request.source, "queued_at": request.queued_at}
+
+
+def restored_request(row: dict[str, Any]) -> QueuedRequest:
+    """A queued request again (its client is gone: its replies go to every client)."""
+    record = row["request"]
+    msg = record["msg"]
+    msg["buffers"] = [base64.b64decode(b) for b in msg.get("buffers") or ()]
+    request = QueuedRequest(msg, None, record.get("source") or "websocket")
+    request.queued_at = record.get("queued_at") or request.queued_at
+    request.started_at = row.get("started_at")
+    request.may_start = request.start_requested = request.started_at is not None
+    return request
+
+
 def restored_session(
     data: dict[str, Any],
     history: list[dict[str, Any]],
+    queued: list[dict[str, Any]],
     config: SupervisorConfig,
     kernel_manager: Any,
     listener: SessionListener,
 ) -> ActiveSession:
     """A stored session as it was, its kernel not yet re-attached (so `exited`, unless it
-    had never started)."""
+    had never started), its stored queue held until then."""
     if data.get("status") == "uninitialized":
         status = ("uninitialized", data.get("reason") or "created")
     else:
@@ -48,4 +69,5 @@ def restored_session(
     session.initial_env = data.get("initial_env") or {}
     session.kernel_info = data.get("kernel_info") or {}
     session.router.history.extend(history)
+    session.router.restore_queue([restored_request(row) for row in queued])
     return session

@@ -2,6 +2,11 @@
 queue), kernel messages to the clients (iopub to all, a reply to its requester), the queue's
 dispatch/abort/finish, waiting_input and each request's outputs for the history.
 
+In durable mode an execute_request joins the queue when it arrives but is acknowledged
+(``executionQueued``, or sent to the kernel) only once its row is on disk, and is sent only
+once its row says it is the one sent (the queue's gate): a restarted server then knows that
+only that request may have reached the kernel (``restore_queue``).
+
 It knows nothing of processes: it sends through a ``KernelChannels`` and tells its owner
 what happened through a ``RouterListener``.
 """
@@ -12,6 +17,8 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from jupyter_client.session import Session
@@ -25,6 +32,9 @@ from .queue import ExecutionQueue, QueuedRequest, now_ms
 log = logging.getLogger(__name__)
 
 IDLE_GRACE_SECONDS = 10  # after an execute_reply, how long its idle may take
+FINISHED_WHILE_DOWN = "finished while the server was down (its reply and output were lost)"
+OUTCOME_LOST = "finished before the server stopped; its outcome was not stored"
+NOT_STORED = "the session store could not be written"
 
 
 class KernelChannels(Protocol):
@@ -50,18 +60,33 @@ class RouterListener(Protocol):
 
     def model_changed(self) -> None: ...
 
+    def persist_request(
+        self, request: QueuedRequest, queued: bool, started: bool, done: Callable[[bool], None]
+    ) -> None:
+        """Durable mode: write the request's row (``queued``) and/or mark it as the one sent
+        (``started``); ``done(ok)`` once on disk."""
+
 
 class MessageRouter:
-    def __init__(self, config: SupervisorConfig, kernel: KernelChannels, listener: RouterListener):
+    def __init__(
+        self,
+        config: SupervisorConfig,
+        kernel: KernelChannels,
+        listener: RouterListener,
+        durable: bool = False,
+    ):
         self.kernel = kernel
         self.listener = listener
         self.hub = ClientHub(config.buffer_max_messages, config.buffer_max_bytes)
+        self.durable = durable
         self.queue = ExecutionQueue(
             dispatch=self._dispatch,
             on_abort=self._abort_request,
             on_finish=self._finish_request,
             on_change=listener.queue_changed,
+            gate=self._may_send if durable else None,
         )
+        self._held = False  # a restored queue waits for its kernel (durable mode)
         self.history: deque[dict[str, Any]] = deque(maxlen=config.history_size)
         self.kernel_state = "idle"  # the last busy/idle from the kernel
         self.waiting_input = False
@@ -114,7 +139,9 @@ class MessageRouter:
         msg_type, msg_id = header["msg_type"], header["msg_id"]
         if channel == "shell" and msg_type == "execute_request":
             request = QueuedRequest(msg, client, source)
-            if not self.queue.submit(request):
+            if self.durable:
+                self._submit_stored(request)
+            elif not self.queue.submit(request):
                 client_frame = getattr(client, "send_frame", None)
                 if client_frame is not None:
                     client_frame(kernel_event(executionQueued=msg_id))
@@ -128,6 +155,100 @@ class MessageRouter:
             self.on_interrupted()
         elif msg_type == "shutdown_request":
             self.queue.abort_pending("shutdown")
+
+    # --- durable mode: acknowledged once on disk ----------------------------------------
+
+    def _submit_stored(self, request: QueuedRequest) -> None:
+        """Into the queue at once (so cancel, interrupt and stop_on_error see it), but sent or
+        announced as queued only once its row is written. Into an empty queue its row is
+        written as the one sent, in the same write."""
+        queue = self.queue
+        quiet = queue.active is None and not queue.pending and not self._held
+        request.may_start = False
+        request.start_requested = quiet
+        queue.submit(request)  # 409 on a duplicate msg_id, before anything is written
+        self.listener.persist_request(request, True, quiet, partial(self._stored, request, quiet))
+
+    def _stored(self, request: QueuedRequest, started: bool, ok: bool) -> None:
+        if request.msg_id not in self.queue.pending:
+            return  # aborted or cancelled meanwhile (its row goes with its history entry)
+        if not ok:
+            self.queue.cancel(request.msg_id, NOT_STORED)
+            return
+        if started:
+            request.may_start = True
+            self.queue.advance()
+        if request.msg_id in self.queue.pending:
+            client_frame = getattr(request.client, "send_frame", None)
+            if client_frame is not None:
+                client_frame(kernel_event(executionQueued=request.msg_id))
+
+    def _may_send(self, request: QueuedRequest) -> bool:
+        """The queue's gate: the head is sent once its row is marked as the one sent."""
+        if self._held:
+            return False
+        if request.may_start:
+            return True
+        if not request.start_requested:
+            request.start_requested = True
+            self.listener.persist_request(
+                request, False, True, partial(self._start_stored, request)
+            )
+        return False
+
+    def _start_stored(self, request: QueuedRequest, ok: bool) -> None:
+        if request.msg_id not in self.queue.pending:
+            return
+        if not ok:
+            self.queue.cancel(request.msg_id, NOT_STORED)
+            return
+        request.may_start = True
+        self.queue.advance()
+
+    def restore_queue(self, requests: list[QueuedRequest]) -> None:
+        """A restarted server's stored queue, held until the kernel is re-attached
+        (``release_queue``). The last request marked as sent may still be running: it is the
+        active one again, not sent twice; any marked before it had finished (its outcome was
+        not stored). The others wait in order."""
+        if not requests:
+            return
+        self._held = True
+        sent = [i for i, r in enumerate(requests) if r.started_at is not None]
+        last = sent[-1] if sent else -1
+        for request in requests[: max(last, 0)]:
+            self._add_history(history_entry(request, None, "aborted", now_ms(), OUTCOME_LOST))
+        active = requests[last] if last >= 0 else None
+        if active is not None:
+            self._collector = OutputCollector()  # what it prints from now on
+        self.queue.restore(active, requests[last + 1 :])
+
+    def release_queue(self) -> None:
+        """The kernel is re-attached: the stored queue goes on. A request that may still run
+        is followed by a shell kernel_info_request, answered only once the kernel is done
+        with it: if its execute_reply has not come by then, it finished while the server
+        was down and is recorded as aborted."""
+        if not self._held:
+            return
+        self._held = False
+        active = self.queue.active
+        if active is not None and active.reply_status is None:
+            probe = self.new_message("shell", "kernel_info_request", {})
+            self.hub.route(probe["header"]["msg_id"], _AfterActive(self, active))
+            self.kernel.send("shell", probe)
+        self.queue.advance()
+
+    def _active_done_before(self, request: QueuedRequest) -> None:
+        if self.queue.active is request and request.reply_status is None:
+            log.warning("Request %s got no reply: %s", request.msg_id, FINISHED_WHILE_DOWN)
+            self.queue.abort_active(FINISHED_WHILE_DOWN)
+            if self.queue.active is None:
+                self.kernel_state = "idle"
+                self.listener.kernel_state("idle", "reattach")
+
+    def abandon_queue(self, reason: str) -> None:
+        """A restored queue whose kernel is gone: every request recorded as aborted."""
+        self._held = False
+        self.queue.abort_all(reason)
 
     def on_interrupted(self) -> None:
         """Whoever interrupted (our API, JupyterLab's button, a client's interrupt_request):
@@ -147,6 +268,10 @@ class MessageRouter:
         session = self.kernel.msg_session
         client = request.client
         self.hub.routes.pop(request.msg_id, None)
+        entry = history_entry(request, None, "aborted", now_ms(), reason)
+        if session is None:  # a restored request whose kernel never came back
+            self._add_history(entry)
+            return
         replies = [
             synthetic_reply(session, request.msg, "iopub", {"execution_state": "busy"}),
             synthetic_reply(session, request.msg, "shell", {"status": "aborted"}),
@@ -161,7 +286,7 @@ class MessageRouter:
             )
         for msg in replies:
             self.hub.send_to(client, msg)
-        self._add_history(history_entry(request, None, "aborted", now_ms()))
+        self._add_history(entry)
 
     def _finish_request(self, request: QueuedRequest) -> None:
         self._add_history(
@@ -228,7 +353,8 @@ class MessageRouter:
     # --- the kernel came or went ---------------------------------------------------------
 
     def kernel_ready(self) -> None:
-        self.kernel_state = "idle"
+        # busy: a re-attached kernel may still be running a request of the earlier server's
+        self.kernel_state = "busy" if self.queue.active is not None else "idle"
         self.last_activity = time.time()
 
     def kernel_restarted(self) -> None:
@@ -258,3 +384,15 @@ class MessageRouter:
         if waiting != self.waiting_input:
             self.waiting_input = waiting
             self.listener.model_changed()
+
+
+class _AfterActive(InternalClient):
+    """Receives the kernel_info_reply that follows a restored request (``release_queue``)."""
+
+    def __init__(self, router: MessageRouter, request: QueuedRequest):
+        self.router = router
+        self.request = request
+
+    def deliver(self, msg: KernelMessage) -> None:
+        if msg.msg_type == "kernel_info_reply":
+            self.router._active_done_before(self.request)

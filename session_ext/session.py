@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from . import launch
@@ -45,6 +45,15 @@ class SessionListener(Protocol):
 
     def history_added(self, session: ActiveSession, entry: dict[str, Any]) -> None: ...
 
+    def persist_request(
+        self,
+        session: ActiveSession,
+        request: QueuedRequest,
+        queued: bool,
+        started: bool,
+        done: Callable[[bool], None],
+    ) -> None: ...
+
 
 class ActiveSession(StatusMachine):
     def __init__(
@@ -70,7 +79,10 @@ class ActiveSession(StatusMachine):
         self.exit_code: int | None = None
         self.resource_usage: dict[str, Any] | None = None
         self.kernel = KernelProcess(self.kernel_id, spec, config, kernel_manager, owned_by_server)
-        self.router = MessageRouter(config, self.kernel, self)
+        # Durable mode: the queue is kept on disk too (jupyter_server's own sessions are its
+        # session manager's to keep, and their kernels stop with it).
+        durable = config.keep_kernels_on_shutdown and not owned_by_server
+        self.router = MessageRouter(config, self.kernel, self, durable=durable)
         self.kernel.on_message = self.router.kernel_message
         self.kernel.on_output = self.router.process_output
         self.kernel.on_heartbeat = self._on_heartbeat
@@ -175,7 +187,10 @@ class ActiveSession(StatusMachine):
             except StartupError:
                 self._set_status("exited", "kernel exited while the server was down")
                 raise
-            await self._starting("reattach", self._handshake())
+            await self._starting("reattach", self.kernel.reattach_handshake(
+                time.monotonic() + self.spec.connection_timeout
+            ))
+            self.router.release_queue()
 
     def _handshake(self) -> Awaitable[dict[str, Any]]:
         return self.kernel.handshake(time.monotonic() + self.spec.connection_timeout)
@@ -191,14 +206,16 @@ class ActiveSession(StatusMachine):
             self._set_status("exited", "start failed")
             raise
         self.started = time.time()
-        self.kernel_info = kernel_info
-        positron = (kernel_info.get("language_info") or {}).get("positron") or {}
+        # A re-attached kernel that did not answer in time keeps its stored kernel_info.
+        self.kernel_info = kernel_info or self.kernel_info
+        positron = (self.kernel_info.get("language_info") or {}).get("positron") or {}
         self.spec.input_prompt = positron.get("input_prompt", self.spec.input_prompt)
         self.spec.continuation_prompt = positron.get(
             "continuation_prompt", self.spec.continuation_prompt
         )
         self.router.kernel_ready()
-        self._set_status("idle", "started")
+        # busy: a re-attached kernel may still run the earlier server's request
+        self._set_status(self.router.kernel_state, "started")
         self.listener.session_updated(self)
         return kernel_info
 
@@ -289,8 +306,10 @@ class ActiveSession(StatusMachine):
         self.listener.session_updated(self)
 
     def mark_exited(self, reason: str) -> None:
-        """No kernel to re-attach to (it died while the server was down)."""
+        """No kernel to re-attach to (it died while the server was down): what was queued
+        for it is recorded as aborted."""
         self._set_status("exited", reason)
+        self.router.abandon_queue(reason)
 
     def _on_heartbeat(self, alive: bool) -> None:
         if not alive and self.status in ("idle", "busy"):
@@ -367,6 +386,11 @@ class ActiveSession(StatusMachine):
 
     def model_changed(self) -> None:
         self.listener.session_updated(self)
+
+    def persist_request(
+        self, request: QueuedRequest, queued: bool, started: bool, done: Callable[[bool], None]
+    ) -> None:
+        self.listener.persist_request(self, request, queued, started, done)
 
     async def _check_working_directory(self) -> None:
         cwd = await self.kernel.current_directory()

@@ -8,16 +8,23 @@ held until ``close`` (or the process's death), so two servers never adopt one ke
 database and its ``-wal``/``-shm`` hold kernels' connection keys: they are created 0600.
 A database that cannot be opened or written raises StoreError, which the API answers
 with a 507.
+
+In durable mode the execution queue is kept too (``queue``): a request's row is written when
+it arrives, marked ``started_at`` before it is sent to the kernel, and deleted in the same
+transaction that adds its history entry, so a restarted server runs exactly the requests that
+had not finished.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from .models import STORAGE_ERROR, SupervisorError
@@ -45,6 +52,11 @@ CREATE TABLE IF NOT EXISTS history (
     session_id TEXT NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_by_session ON history (session_id, seq);
+CREATE TABLE IF NOT EXISTS queue (
+    session_id TEXT NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT NOT NULL,
+    request TEXT NOT NULL, started_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS queue_by_request ON queue (session_id, msg_id);
 """
 
 
@@ -149,21 +161,56 @@ class SessionStore:
         with db:
             db.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
             db.execute("DELETE FROM history WHERE session_id = ?", (session_id,))
+            db.execute("DELETE FROM queue WHERE session_id = ?", (session_id,))
 
-    def append_history(self, entries: list[tuple[str, dict[str, Any]]]) -> None:
-        """Append (session_id, entry) pairs in one transaction."""
-        if self.enabled and entries:
-            rows = [(sid, json.dumps(entry)) for sid, entry in entries]
-            self._submit(self._append_history, rows)
+    def write_batch(
+        self,
+        history: list[tuple[str, dict[str, Any]]],
+        queued: list[tuple[str, str, dict[str, Any]]] = (),
+        started: list[tuple[str, str, int]] = (),
+    ) -> asyncio.Future | None:
+        """One transaction: queued requests (session_id, msg_id, record: JSON-encoded on the
+        worker, bytes as base64), requests about to be sent (session_id, msg_id, started_at),
+        and history entries (session_id, entry), each of which takes its request out of the
+        queue. Done when it is on disk. The loop only hands over the objects (none is changed
+        afterwards); encoding is the worker's."""
+        if not self.enabled or not (history or queued or started):
+            return None
+        return self._submit(self._write_batch, history, queued, started)
 
-    def _append_history(self, rows: list[tuple[str, str]]) -> None:
+    def _write_batch(
+        self,
+        history: list[tuple[str, dict[str, Any]]],
+        queued: list[tuple[str, str, dict[str, Any]]],
+        started: list[tuple[str, str, int]],
+    ) -> None:
         db = self._connect()
         with db:
-            db.executemany("INSERT INTO history (session_id, entry) VALUES (?, ?)", rows)
-            self._appended += len(rows)
+            if queued:  # first: a request may arrive and be aborted in one batch
+                db.executemany(
+                    "INSERT INTO queue (session_id, msg_id, request) VALUES (?, ?, ?)",
+                    [(sid, msg_id, json.dumps(record, default=_json_default))
+                     for sid, msg_id, record in queued],
+                )
+            if started:
+                db.executemany(
+                    "UPDATE queue SET started_at = ? WHERE session_id = ? AND msg_id = ?",
+                    [(at, sid, msg_id) for sid, msg_id, at in started],
+                )
+            if not history:
+                return
+            db.executemany(
+                "INSERT INTO history (session_id, entry) VALUES (?, ?)",
+                [(sid, json.dumps(entry)) for sid, entry in history],
+            )
+            db.executemany(
+                "DELETE FROM queue WHERE session_id = ? AND msg_id = ?",
+                [(sid, entry["msg_id"]) for sid, entry in history],
+            )
+            self._appended += len(history)
             if self._appended >= 100:  # now and then: keep each session's newest entries
                 self._appended = 0
-                for session_id in {sid for sid, _ in rows}:
+                for session_id in {sid for sid, _ in history}:
                     db.execute(
                         "DELETE FROM history WHERE session_id = ? AND seq NOT IN "
                         "(SELECT seq FROM history WHERE session_id = ? ORDER BY seq DESC LIMIT ?)",
@@ -172,13 +219,14 @@ class SessionStore:
 
     # --- reads (startup) ---------------------------------------------------------------
 
-    async def load(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-        """Every stored session with its newest history entries."""
+    async def load(self) -> list[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]:
+        """Every stored session with its newest history entries and its queued requests
+        (``{"msg_id", "request", "started_at"}``, in arrival order)."""
         if not self.enabled:
             return []
         return await self._submit(self._load)
 
-    def _load(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    def _load(self) -> list[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]:
         db = self._connect()
         result = []
         for session_id, data in db.execute("SELECT session_id, data FROM sessions").fetchall():
@@ -186,7 +234,15 @@ class SessionStore:
                 "SELECT entry FROM history WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
                 (session_id, self.history_size),
             ).fetchall()
-            result.append((json.loads(data), [json.loads(r[0]) for r in reversed(rows)]))
+            queued = [
+                {"msg_id": msg_id, "request": json.loads(request), "started_at": started_at}
+                for msg_id, request, started_at in db.execute(
+                    "SELECT msg_id, request, started_at FROM queue WHERE session_id = ? "
+                    "ORDER BY seq",
+                    (session_id,),
+                )
+            ]
+            result.append((json.loads(data), [json.loads(r[0]) for r in reversed(rows)], queued))
         return result
 
     async def close(self) -> None:
@@ -208,6 +264,15 @@ def _make_private(path: str, create: bool) -> None:
         os.close(open_private(path, os.O_RDWR | (os.O_CREAT if create else 0)))
     except FileNotFoundError:  # a -wal or -shm not there (yet)
         pass
+
+
+def _json_default(value: Any) -> Any:
+    """A queued message's buffers (bytes) and a client's datetime header date."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _log_failure(future: asyncio.Future) -> None:

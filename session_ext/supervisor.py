@@ -26,8 +26,9 @@ from .models import (
     not_found,
     parse_new_session,
 )
-from .policy import ArgvPolicy
 from .housekeeping import Housekeeping
+from .persistence import PendingWrites
+from .policy import ArgvPolicy
 from .records import restored_session, session_record
 from .session import ActiveSession
 from .status import rfc3339
@@ -63,8 +64,8 @@ class Supervisor:
         self.started = time.time()
         self._creating: set[str] = set()  # ids of new sessions being written, not yet listed
         self._deleting: set[str] = set()  # ids being deleted from the store
-        self._to_persist: dict[str, ActiveSession] = {}  # written once per loop turn
-        self._history_to_persist: list[tuple[str, dict[str, Any]]] = []
+        # written once per loop turn (never for a session being deleted)
+        self.writes = PendingWrites(store, self.sessions, self._deleting)
         self.housekeeping = Housekeeping(config, self.sessions, events)
 
     # --- registry ----------------------------------------------------------------------
@@ -185,7 +186,7 @@ class Supervisor:
         session = self.sessions.pop(session_id, None)
         if session is not None:
             self._by_kernel.pop(session.kernel_id, None)
-            self._to_persist.pop(session_id, None)
+            self.writes.forget(session_id)
             self.events.session_deleted(session_id)
 
     # --- server ------------------------------------------------------------------------
@@ -292,13 +293,17 @@ class Supervisor:
         """Sessions stored by an earlier server: listed again, and in durable mode their
         live kernels re-attached (same ids, metadata, history, kernel state)."""
         reattaching = []
-        for data, history in await self.store.load():
+        for data, history, queued in await self.store.load():
             if data["spec"]["session_id"] in self.sessions:
                 continue
-            session = restored_session(data, history, self.config, self.kernel_manager, self)
+            session = restored_session(
+                data, history, queued, self.config, self.kernel_manager, self
+            )
             self._add(session)
             if data.get("connection_info") and data.get("status") not in ("exited", "uninitialized"):
                 reattaching.append(self._reattach(session, data))
+            elif queued:
+                session.router.abandon_queue("the kernel had exited")
         await asyncio.gather(*reattaching)
 
     async def _reattach(self, session: ActiveSession, data: dict[str, Any]) -> None:
@@ -311,7 +316,7 @@ class Supervisor:
         except Exception:
             log.exception("Re-attaching session %s", session.session_id)
             session.mark_exited("could not re-attach the kernel")
-        self._persist(session)
+        self.writes.session(session)
 
     async def shutdown_all(self) -> None:
         """Shut every kernel down (POST /shutdown, or the server stopping)."""
@@ -328,7 +333,7 @@ class Supervisor:
             await asyncio.gather(*(s.detach_kernel() for s in self.all_sessions()), return_exceptions=True)
         else:
             await self.shutdown_all()
-        self._flush_persist()
+        self.writes.flush()
         await self.store.close()
 
     # --- SessionListener ---------------------------------------------------------------
@@ -349,39 +354,19 @@ class Supervisor:
 
     def session_updated(self, session: ActiveSession) -> None:
         self.events.session_updated(session)
-        self._persist(session)
+        self.writes.session(session)
 
     def history_added(self, session: ActiveSession, entry: dict[str, Any]) -> None:
-        if not self.store.enabled:
-            return
-        self._schedule_persist()
-        self._history_to_persist.append((session.session_id, entry))
+        self.writes.history(session.session_id, entry)
 
-    def _persist(self, session: ActiveSession) -> None:
-        """Save the session on the next loop turn (coalesced; the write is off the loop).
-        jupyter_server's own sessions are its session manager's to keep."""
-        if not self.store.enabled or session.owned_by_server:
-            return
-        self._schedule_persist()
-        self._to_persist[session.session_id] = session
-
-    def _schedule_persist(self) -> None:
-        if not self._to_persist and not self._history_to_persist:
-            asyncio.get_running_loop().call_soon(self._flush_persist)
-
-    def _flush_persist(self) -> list[asyncio.Future]:
-        history, self._history_to_persist = self._history_to_persist, []
-        self.store.append_history(history)
-        pending, self._to_persist = self._to_persist, {}
-        return [
-            self.store.save(session_id, session_record(session))
-            for session_id, session in pending.items()
-            if session_id in self.sessions and session_id not in self._deleting
-        ]
+    def persist_request(self, session: ActiveSession, *write: Any) -> None:
+        """A durable queue's row (``PendingWrites.request``)."""
+        self.writes.request(session, *write)
 
     async def flush(self) -> None:
         """Write what is pending now (a create or start is acknowledged once it is on disk)."""
-        await asyncio.gather(*self._flush_persist())
+        await asyncio.gather(*self.writes.flush())
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [s.to_json(50) for s in self.all_sessions()]
+

@@ -1,13 +1,18 @@
 """Durable sessions: persisted in sqlite, kernels outliving a stopped or killed server."""
 
+import asyncio
 import os
 import signal
 import time
 
 import psutil
 import pytest
+import tornado.httpclient
+import tornado.websocket
 
-from .helpers import StandaloneServer
+from session_ext.store import SessionStore
+
+from .helpers import WAIT, Channel, StandaloneServer
 
 
 def alive(pid):
@@ -28,6 +33,122 @@ def start_session(server, session_id, **fields):
     server.ok("PUT", "sessions", {"session_id": session_id, "kernel_name": "python3", **fields})
     server.ok("POST", f"sessions/{session_id}/start", timeout=60)
     return server.ok("GET", f"sessions/{session_id}")
+
+
+async def queue_behind(server, session_id, first, then):
+    """Send ``first``, then ``then`` behind it, over the channels websocket; return once each
+    of these is acknowledged (``executionQueued``: on disk) and ``first`` runs."""
+    request = tornado.httpclient.HTTPRequest(
+        server.url(f"sessions/{session_id}/channels").replace("http", "ws", 1),
+        headers={"Authorization": f"Bearer {server.info['bearer_token']}"},
+    )
+    channel = Channel(await asyncio.wait_for(tornado.websocket.websocket_connect(request), WAIT))
+    running = channel.execute(first)
+    await channel.until(lambda m: m.get("channel") == "iopub"
+                        and m["header"]["msg_type"] == "execute_input")
+    for code in then:
+        msg_id = channel.execute(code)
+        await channel.until(lambda m, i=msg_id: m.get("executionQueued") == i)
+    return channel, running
+
+
+def history_of(server, session_id, count):
+    wait_for(lambda: len(server.ok("GET", f"sessions/{session_id}/history")) >= count)
+    return server.ok("GET", f"sessions/{session_id}/history")
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+async def test_the_queue_survives_a_server_restart(server, how):
+    server.start()
+    start_session(server, "queued")
+    server.ok("POST", "sessions/queued/execute", {"code": "ran = []"})
+    appends = [f"ran.append({i})" for i in (1, 2, 3)]
+    channel, _ = await queue_behind(
+        server, "queued", "import time; time.sleep(4); ran.append(0)", appends
+    )
+    server.stop(how)
+    channel.close()
+
+    server.start()
+    history = history_of(server, "queued", 5)
+    assert [h["input"] for h in history][2:] == appends
+    assert [h["status"] for h in history][2:] == ["ok"] * 3
+    running = history[1]
+    assert running["input"].startswith("import time")
+    # Its reply came to the new server, or it finished before the server was back.
+    assert running["status"] == "ok" or "finished while the server was down" in running["reason"]
+    assert server.ok("POST", "sessions/queued/execute", {"code": "ran"})["data"]["text/plain"] == (
+        "[0, 1, 2, 3]"
+    )  # each ran exactly once, in order
+    server.ok("POST", "shutdown")
+    assert server.proc.wait(30) == 0
+
+
+async def test_a_long_request_keeps_running_across_a_restart(server):
+    """The re-attach handshake does not wait behind the running cell (nor kill the kernel
+    after connection_timeout): the cell's outcome and later output land in the history."""
+    server.start()
+    before = start_session(server, "long", connection_timeout=3)
+    server.ok("POST", "sessions/long/execute", {"code": "ran = []"})
+    code = "import time; time.sleep(10); print('slept'); ran.append(0)"
+    channel, _ = await queue_behind(server, "long", code, ["ran.append(1)"])
+    server.stop(signal.SIGKILL)
+    channel.close()
+
+    server.start()
+    after = server.ok("GET", "sessions/long")
+    assert after["process_id"] == before["process_id"]
+    assert after["status"] == "busy" and after["execution_queue"]["length"] == 1
+    history = history_of(server, "long", 3)
+    assert [(h["input"], h["status"]) for h in history[1:]] == [(code, "ok"), ("ran.append(1)", "ok")]
+    assert history[1]["output"] == "slept\n"
+    assert server.ok("POST", "sessions/long/execute", {"code": "ran"})["data"]["text/plain"] == "[0, 1]"
+    server.ok("POST", "shutdown")
+    assert server.proc.wait(30) == 0
+
+
+async def test_a_request_that_finished_while_the_server_was_down(server):
+    server.start()
+    start_session(server, "missed")
+    server.ok("POST", "sessions/missed/execute", {"code": "ran = []"})
+    channel, _ = await queue_behind(
+        server, "missed", "import time; time.sleep(2); ran.append(0)", ["ran.append(1)"]
+    )
+    server.stop(signal.SIGKILL)
+    channel.close()
+    await asyncio.sleep(2.5)  # it finishes meanwhile: its reply goes nowhere
+
+    server.start()
+    history = history_of(server, "missed", 3)
+    assert history[1]["status"] == "aborted"
+    assert "finished while the server was down" in history[1]["reason"]
+    assert (history[2]["input"], history[2]["status"]) == ("ran.append(1)", "ok")
+    assert server.ok("POST", "sessions/missed/execute", {"code": "ran"})["data"]["text/plain"] == "[0, 1]"
+    assert server.ok("GET", "sessions/missed")["status"] == "idle"
+    server.ok("POST", "shutdown")
+    assert server.proc.wait(30) == 0
+
+
+async def test_the_store_keeps_the_queue(tmp_path):
+    store = SessionStore(str(tmp_path / "s.db"), history_size=10)
+    msg = {"header": {"msg_id": "a"}, "content": {"code": "1"}, "buffers": [b"\x00\x01"]}
+    record = {"msg": msg, "source": "rest", "queued_at": 1}
+    await store.save("s", {"spec": {"session_id": "s"}})
+    await store.write_batch([], [("s", "a", record), ("s", "b", {**record, "queued_at": 2})])
+    await store.write_batch([], [], [("s", "a", 5)])
+    (_, _, queued), = await store.load()
+    assert [(q["msg_id"], q["started_at"]) for q in queued] == [("a", 5), ("b", None)]
+    assert queued[0]["request"]["msg"]["buffers"] == ["AAE="]
+    # a history entry takes its request out of the queue, in the same transaction
+    await store.write_batch([("s", {"msg_id": "a", "status": "ok"})])
+    (_, history, queued), = await store.load()
+    assert [q["msg_id"] for q in queued] == ["b"] and history == [{"msg_id": "a", "status": "ok"}]
+    # in one batch a request can arrive and be aborted: no row is left
+    await store.write_batch([("s", {"msg_id": "c"})], [("s", "c", record)])
+    assert [q["msg_id"] for q in (await store.load())[0][2]] == ["b"]
+    store.delete("s")
+    assert await store.load() == []
+    await store.close()
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])

@@ -96,11 +96,11 @@ async def launched(kernel: KernelProcess) -> dict:
 
 
 @contextlib.asynccontextmanager
-async def wired(config, mkm):
+async def wired(config, mkm, durable=False):
     """A KernelProcess and a MessageRouter, wired as ActiveSession wires them."""
     kernel = KernelProcess(uuid.uuid4().hex, spec(), config, mkm)
     listener = Recorder()
-    router = MessageRouter(config, kernel, listener)
+    router = MessageRouter(config, kernel, listener, durable=durable)
     kernel.on_message = router.kernel_message
     await launched(kernel)
     router.kernel_ready()
@@ -194,6 +194,52 @@ async def test_router_aborts_pending_on_interrupt_and_exit(config, mkm):
         router.kernel_gone(None, "killed")
         assert (await client.until_reply(msg["header"]["msg_id"]))["content"]["status"] == "aborted"
         assert {"kind": "kernel", "exited": None} in client.frames
+
+
+async def test_durable_router_acknowledges_requests_once_stored(config, mkm):
+    """Durable mode: a request joins the queue at once but is announced (executionQueued) or
+    sent only once the listener says its row is on disk; it is sent only once its row is
+    marked as the one sent."""
+    async with wired(config, mkm, durable=True) as (_, router, listener):
+        writes = {}  # msg_id -> [(queued, started, done)]
+        listener.persist_request = lambda request, queued, started, done: writes.setdefault(
+            request.msg_id, []).append((queued, started, done))
+        client = Recorder()
+        router.attach(client)
+
+        def send(code):
+            msg = router.new_message("shell", "execute_request", {"code": code, "silent": False})
+            router.send_client_message(client, msg, source="websocket")
+            return msg["header"]["msg_id"]
+
+        def queued_events():
+            return [f["executionQueued"] for f in client.frames if "executionQueued" in f]
+
+        a = send("import time; time.sleep(0.5)")
+        b = send("'b'")
+        assert [w[:2] for w in writes[a]] == [(True, True)]  # into an empty queue: sent once stored
+        assert [w[:2] for w in writes[b]] == [(True, False)]
+        assert router.queue.active is None and list(router.queue.pending) == [a, b]
+        writes[b][0][2](True)
+        assert queued_events() == [b] and router.queue.active is None  # a is not on disk yet
+        writes[a][0][2](True)
+        assert router.queue.active.msg_id == a and queued_events() == [b]
+        await client.until_reply(a)
+        await client.until(lambda r: (writes[b][1:] or None))  # a finished: b is marked, then sent
+        assert writes[b][1][:2] == (False, True) and router.queue.active is None
+        writes[b][1][2](True)
+        assert (await client.until_reply(b))["content"]["status"] == "ok"
+        # interrupted before its row was written: aborted, and not announced afterwards
+        c = send("'c'")
+        router.on_interrupted()
+        writes[c][0][2](True)
+        assert router.queue.active is None and c not in router.queue
+        # a row that cannot be written: aborted, with the reason in the history
+        d = send("'d'")
+        writes[d][0][2](False)
+        assert (await client.until_reply(d))["content"]["status"] == "aborted"
+        assert router.history[-1]["reason"] == "the session store could not be written"
+        assert queued_events() == [b]
 
 
 async def test_rest_execute_and_its_timeout(config, mkm):
