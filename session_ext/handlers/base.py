@@ -28,6 +28,14 @@ class JSONErrorsMixin:
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if status_code == 403 and not self.authenticated():
+            # jupyter_server refuses an unknown user with 403; a client must be able to tell
+            # "no or wrong credentials" (401: Positron then starts a new supervisor) from
+            # "you may not" (403, the authorizer's answer to a known user).
+            status_code = 401
+            self.set_status(401)
+            self.set_header("WWW-Authenticate", 'Bearer realm="session_ext"')
+            exc = web.HTTPError(401, "Missing or invalid credentials (token)")
         if isinstance(exc, SupervisorError):
             body = exc.to_json()
         else:
@@ -41,6 +49,10 @@ class JSONErrorsMixin:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
+
+    def authenticated(self) -> bool:
+        """Whether the identity provider knew the requester (set by jupyter_server's prepare)."""
+        return bool(getattr(self, "_jupyter_current_user", None))
 
     def allowed_methods(self) -> list[str]:
         """The methods this handler class implements (tornado's defaults answer 405)."""

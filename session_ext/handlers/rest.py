@@ -184,7 +184,11 @@ class OpenAPIHandler(SupervisorAPIHandler):
 
 
 class NotFoundHandler(SupervisorAPIHandler):
-    """Unknown paths under the API prefix get a JSON 404, not the server's HTML page."""
+    """Unknown paths under the API prefix get a JSON 404, not the server's HTML page (a 401
+    first without credentials, as on every route)."""
 
-    def prepare(self):
+    async def prepare(self):
+        await super().prepare()
+        if not self.authenticated():
+            raise web.HTTPError(403)  # answered as 401 (JSONErrorsMixin)
         raise web.HTTPError(404, "No such endpoint: %s", self.request.path)
