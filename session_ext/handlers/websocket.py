@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import struct
+import json
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import ws_authenticated
@@ -15,19 +15,8 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..messages import KernelMessage, kernel_event
 from ..models import bad_request
+from ..wsframe import text_frame
 from .base import SupervisorHandler
-
-
-def _text_frame(payload: bytes) -> bytes:
-    """A final, unmasked, uncompressed websocket text frame (RFC 6455, server to client)."""
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x81, n)
-    elif n <= 0xFFFF:
-        header = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, n)
-    return header + payload
 
 
 class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, JupyterHandler):
@@ -47,12 +36,15 @@ class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, J
         # client's delayed ACK and holds the last frames of a reply ~40 ms.
         self.set_nodelay(True)
 
+    def is_upgrade(self) -> bool:
+        headers = self.request.headers
+        return headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in [
+            v.strip() for v in headers.get("Connection", "").lower().split(",")
+        ]
+
     async def get(self, *args, **kwargs):
         """A plain GET gets a JSON 400 (tornado's own answer is plain text)."""
-        headers = self.request.headers
-        if headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in [
-            v.strip() for v in headers.get("Connection", "").lower().split(",")
-        ]:
+        if not self.is_upgrade():
             raise bad_request(
                 "This is a websocket endpoint: send a websocket upgrade request "
                 "(Connection: Upgrade, Upgrade: websocket)"
@@ -88,7 +80,7 @@ class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, J
                 for frame in frames:
                     self.write_message(frame)
             else:
-                conn.stream.write(b"".join(_text_frame(frame) for frame in frames))
+                conn.stream.write(b"".join(text_frame(frame) for frame in frames))
         except (WebSocketClosedError, StreamClosedError):
             pass
 
@@ -101,6 +93,13 @@ class ChannelsHandler(SupervisorWebsocket):
     async def get(self, session_id):
         await self.authorize()
         self.session = self.supervisor.get(session_id)  # 404 before the upgrade
+        sockets = self.extensionapp.channel_sockets
+        if sockets is not None and not self.is_upgrade():
+            # Kallichore's socket transport: the path of the session's own unix socket
+            path = await sockets.path_for(self.session, self.supervisor.get)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(path))
+            return
         self.exclusive = self.get_argument("exclusive", "false").lower() in ("1", "true")
         await super().get(session_id)
 
