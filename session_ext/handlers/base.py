@@ -47,6 +47,11 @@ class JSONErrorsMixin:
             body = {"code": HTTP_CODES.get(status_code, str(status_code)), "message": message}
         if status_code == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
+        if not getattr(self, "_prepared", True):
+            # Refused in prepare, before the (streamed) body was read: tornado then drops
+            # the connection after this answer; say so, or a keep-alive client (node's agent)
+            # sends its next request into a closed socket ("socket hang up").
+            self.set_header("Connection", "close")
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
 
@@ -86,6 +91,7 @@ class SupervisorAPIHandler(SupervisorHandler, APIHandler):
 
     _body: bytearray
     _too_large = False
+    _prepared = False  # set once prepare has passed (see JSONErrorsMixin.write_error)
 
     @property
     def max_body_bytes(self) -> int:
@@ -97,6 +103,7 @@ class SupervisorAPIHandler(SupervisorHandler, APIHandler):
         length = self.request.headers.get("Content-Length", "0")
         if length.isdigit() and int(length) > self.max_body_bytes:
             raise self._body_too_large()
+        self._prepared = True
 
     def data_received(self, chunk: bytes) -> None:
         if len(self._body) + len(chunk) > self.max_body_bytes:
