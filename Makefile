@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8888
 
-.PHONY: run supervisor test test-ts test-python bench chromium clean
+.PHONY: run supervisor kcserver test test-ts test-python bench chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: $(STAMP)
 supervisor: $(STAMP)
 	$(BIN)/jupyter session-ext --ip=$(HOST) --port=$(PORT) --allow-root
 
+## The supervisor with kcserver's command line, as Positron runs it (here: TCP, a connection file).
+kcserver: $(STAMP)
+	$(BIN)/session-ext-kcserver --transport tcp --port $(PORT) --connection-file supervisor.json
+
 # Browser tests drive Debian's chromium (never a downloaded browser).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
@@ -34,7 +38,13 @@ chromium:
 test-ts: $(STAMP)
 	cd labextension && ../$(BIN)/jlpm install --immutable >/dev/null && ../$(BIN)/jlpm test
 
-test-python: $(STAMP) chromium
+# axios, ws and typescript for tests/test_positron_client.py (Positron's generated client).
+POSITRON_NODE := tests/positron/node_modules/.package-lock.json
+$(POSITRON_NODE): tests/positron/package.json tests/positron/package-lock.json
+	cd tests/positron && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-python: $(STAMP) chromium $(POSITRON_NODE)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test: test-ts test-python
@@ -43,4 +53,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info session_ext/labextension labextension/node_modules labextension/lib
+	rm -rf $(VENV) build dist *.egg-info session_ext/labextension labextension/node_modules labextension/lib tests/positron/node_modules

@@ -7,7 +7,6 @@ Loaded into any jupyter_server (``jupyter lab``, ``jupyter server``), or run hea
 from __future__ import annotations
 
 import getpass
-import json
 import logging
 import os
 
@@ -21,9 +20,10 @@ from . import __version__, integration
 from .events import EventBus
 from .handlers import rest, websocket
 from .models import SupervisorConfig
-from .private import open_private
+from .serverstate import send_handshake, server_state, write_connection_file
 from .store import SessionStore, StoreError
 from .supervisor import Supervisor
+from .unixchannels import ChannelSockets
 
 SESSION = r"(?P<session_id>[^/]+)"
 
@@ -72,6 +72,28 @@ class SessionExtApp(ExtensionApp):
         "",
         config=True,
         help="Write a Kallichore-style connection file here once the server listens.",
+    )
+    handshake_socket = Unicode(
+        "",
+        config=True,
+        help="Once listening, connect to this unix socket, write the server state (as in the "
+        "connection file) as one JSON document and close (Positron's handshake).",
+    )
+    log_path = Unicode(
+        "", config=True, help="The server's log file, reported as log_path in the server state."
+    )
+    channel_socket_dir = Unicode(
+        "",
+        config=True,
+        help="Kallichore's socket transport: a plain GET (no upgrade) of a session's channels "
+        "answers the path of a per-session unix socket created in this directory, which speaks "
+        "the channels websocket protocol. Empty: off (a plain GET is a 400).",
+    )
+    serve_at_root = Bool(
+        False,
+        config=True,
+        help="Also answer the Kallichore paths (/status, /sessions, ...) at the server's root, "
+        "as a Kallichore client on a unix socket expects; they stay under api_prefix too.",
     )
     buffer_max_messages = Int(
         10_000, config=True, help="Messages kept for a session while no client is attached."
@@ -167,11 +189,15 @@ class SessionExtApp(ExtensionApp):
             self.supervisor_config(), self.serverapp.kernel_manager, self.events, store
         )
         integration.connect(self.serverapp, self.supervisor, self.settings)
+        self.channel_sockets = None
+        if self.channel_socket_dir:
+            self.channel_sockets = ChannelSockets(
+                self.channel_socket_dir, self.serverapp.identity_provider.token
+            )
         IOLoop.current().add_callback(self._on_server_started)
 
     def initialize_handlers(self):
         prefix = url_path_join("/", self.api_prefix)
-        session = url_path_join(prefix, "sessions", SESSION)
         routes = [
             ("status", rest.StatusHandler),
             ("sessions", rest.SessionsHandler),
@@ -195,10 +221,13 @@ class SessionExtApp(ExtensionApp):
             ("queue/(?P<msg_id>[^/]+)", rest.QueuedRequestHandler),
             ("channels", websocket.ChannelsHandler),
         ]
-        self.handlers.extend((url_path_join(prefix, path), h) for path, h in routes)
-        self.handlers.extend(
-            (url_path_join(session, path) if path else session, h) for path, h in session_routes
-        )
+        for base in [prefix] + (["/"] if self.serve_at_root else []):
+            session = url_path_join(base, "sessions", SESSION)
+            self.handlers.extend((url_path_join(base, path), h) for path, h in routes)
+            self.handlers.extend(
+                (url_path_join(session, path) if path else session, h)
+                for path, h in session_routes
+            )
         self.handlers.append((url_path_join(prefix, "(.*)"), rest.NotFoundHandler))
 
     async def _on_server_started(self):
@@ -210,29 +239,34 @@ class SessionExtApp(ExtensionApp):
         if self.standalone:
             self.supervisor.housekeeping.on_idle_timeout = self.shutdown_requested_by_idleness
         self.supervisor.start()
-        if self.connection_file:
-            self.write_connection_file(self.connection_file)
+        await self.publish_state()
 
-    def write_connection_file(self, path: str) -> None:
+    def server_state(self) -> dict:
+        """What a Kallichore client needs to reach this server (serverstate.py)."""
         server = self.serverapp
-        base_path = url_path_join(server.base_url, self.api_prefix)
-        info = {
-            "base_path": base_path,
-            "server_pid": os.getpid(),
-            "bearer_token": server.identity_provider.token,
-            "log_path": getattr(server, "log_file", None) or None,
-        }
-        if server.sock:
-            info.update(socket_path=server.sock, transport="socket")
-        else:
-            info.update(port=server.port, transport="tcp")
-        tmp = f"{path}.tmp"
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        # 0600 from its creation (it holds the token), whatever the umask; then renamed
-        with open(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as f:
-            json.dump(info, f)
-        os.replace(tmp, path)
+        return server_state(
+            ip=server.ip,
+            port=server.port,
+            sock=server.sock,
+            api_path=url_path_join(server.base_url, self.api_prefix),
+            token=server.identity_provider.token,
+            server_id=self.supervisor.server_id,
+            log_path=self.log_path or None,
+        )
+
+    async def publish_state(self) -> None:
+        """The connection file and the handshake. A server whose handshake fails stops: the
+        client that launched it can never learn its token."""
+        state = self.server_state()
+        if self.connection_file:
+            write_connection_file(self.connection_file, state)
+        if self.handshake_socket:
+            try:
+                await send_handshake(self.handshake_socket, state)
+            except (OSError, TimeoutError) as e:
+                self.log.critical("Handshake on %s failed: %s", self.handshake_socket, e)
+                if self.standalone:
+                    self.serverapp.exit(1)
 
     def shutdown_requested(self) -> None:
         """POST /shutdown: the kernels are down; the standalone server stops too."""
@@ -249,6 +283,8 @@ class SessionExtApp(ExtensionApp):
         IOLoop.current().add_callback(stop)
 
     async def stop_extension(self):
+        if self.channel_sockets is not None:
+            self.channel_sockets.close_all()
         await self.supervisor.stop(keep_kernels=self.supervisor.config.keep_kernels_on_shutdown)
 
 

@@ -4,10 +4,10 @@ collects what it produces, and a timeout that stops it without touching other re
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, Protocol
 
 from .channels import InternalClient
-from .history import OUTPUT_TYPES
 from .messages import KernelMessage
 from .models import TIMEOUT, ExecuteRequest, SupervisorError
 from .router import MessageRouter
@@ -28,6 +28,28 @@ class ExecuteTimeout(SupervisorError):
         return {**super().to_json(), "reply": self.reply}
 
 
+def mime_strings(bundle: Any) -> dict[str, str]:
+    """A MIME bundle with every value a string (JSON values as JSON text): the shape of
+    ExecuteReply.data and ExecuteOutput.data in Positron's client."""
+    if not isinstance(bundle, dict):
+        return {}
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in bundle.items()}
+
+
+def output_item(msg_type: str, content: dict[str, Any]) -> dict[str, Any] | None:
+    """One iopub output as Positron's ``ExecuteOutput`` (``type``, not ``output_type``)."""
+    if msg_type == "stream":
+        return {"type": "stream", "stream_name": content.get("name"), "text": content.get("text", "")}
+    if msg_type in ("display_data", "update_display_data"):
+        return {"type": "display_data", "data": mime_strings(content.get("data")),
+                "metadata": content.get("metadata") or {}}
+    if msg_type == "error":
+        return {"type": "error", "error_name": content.get("ename") or "",
+                "error_message": content.get("evalue") or "",
+                "error_traceback": list(content.get("traceback") or [])}
+    return None
+
+
 class ExecuteWaiter(InternalClient):
     """Collects what a REST execute request produces, until its reply and idle arrive."""
 
@@ -44,10 +66,12 @@ class ExecuteWaiter(InternalClient):
         if msg.channel == "iopub":
             if msg_type == "status":
                 self.idle = msg.content.get("execution_state") == "idle"
-            elif msg_type in OUTPUT_TYPES:
-                self.outputs.append({"output_type": msg_type, **msg.content})
-                if msg_type == "execute_result":
-                    self.data = msg.content.get("data")
+            elif msg_type == "execute_result":  # the result: ExecuteReply.data, as Kallichore
+                self.data = mime_strings(msg.content.get("data"))
+            else:
+                item = output_item(msg_type, msg.content)
+                if item is not None:
+                    self.outputs.append(item)
         elif msg_type == "execute_reply":
             self.reply = msg.content
         if self.reply is not None and self.idle and not self.done.done():
@@ -63,9 +87,9 @@ class ExecuteWaiter(InternalClient):
         if self.data is not None:
             result["data"] = self.data
         if reply.get("status") == "error":
-            result["error_name"] = reply.get("ename")
-            result["error_message"] = reply.get("evalue")
-            result["error_traceback"] = reply.get("traceback", [])
+            result["error_name"] = reply.get("ename") or ""
+            result["error_message"] = reply.get("evalue") or ""
+            result["error_traceback"] = list(reply.get("traceback") or [])
         return result
 
 

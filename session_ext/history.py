@@ -56,10 +56,10 @@ class OutputCollector:
             self.tail.append(msg)
         if msg.msg_type == "error":
             content = msg.content
-            self.error = {
-                "ename": content.get("ename"),
-                "evalue": content.get("evalue"),
-                "traceback": content.get("traceback", []),
+            self.error = {  # Positron's ExecutionError
+                "name": content.get("ename") or "",
+                "message": content.get("evalue") or "",
+                "traceback": list(content.get("traceback") or []),
             }
 
     def text(self) -> tuple[str, bool]:

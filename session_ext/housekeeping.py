@@ -15,6 +15,8 @@ from .events import EventBus
 from .models import SupervisorConfig
 from .resources import ResourceSampler
 
+IDLE_SHUTDOWN_ZERO = 30.0  # seconds: idle_shutdown_hours=0 means "after 30 s idle" (Kallichore)
+
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.25
@@ -90,7 +92,8 @@ class Housekeeping:
             self.last_active = now
             return
         hours = self.config.idle_shutdown_hours
-        if self.on_idle_timeout is not None and hours >= 0 and now - self.last_active >= hours * 3600:
+        wait = hours * 3600 if hours > 0 else IDLE_SHUTDOWN_ZERO  # 0: soon after going idle
+        if self.on_idle_timeout is not None and hours >= 0 and now - self.last_active >= wait:
             log.info("No activity for %s hours: shutting down", hours)
             callback, self.on_idle_timeout = self.on_idle_timeout, None
             callback()

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 from typing import Any
 
 from . import __version__, mirror
@@ -62,6 +63,7 @@ class Supervisor:
         self.sessions: dict[str, ActiveSession] = {}
         self._by_kernel: dict[str, ActiveSession] = {}  # kernel_id -> session (fixed per session)
         self.started = time.time()
+        self.server_id = uuid.uuid4().hex  # new at every start: clients spot a new server
         self._creating: set[str] = set()  # ids of new sessions being written, not yet listed
         self._deleting: set[str] = set()  # ids being deleted from the store
         # written once per loop turn (never for a session being deleted)
@@ -205,6 +207,7 @@ class Supervisor:
             "version": __version__,
             "process_id": os.getpid(),
             "started": rfc3339(self.started),
+            "server_id": self.server_id,
         }
 
     # --- jupyter_server's sessions (notebooks and consoles) -----------------------------

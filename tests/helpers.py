@@ -372,7 +372,7 @@ class StandaloneServer:
         return (self.workdir / "server.log").read_text(errors="replace")
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.info['port']}{self.info['base_path']}/{path}"
+        return f"{self.info['base_path']}/{path}"  # an absolute URL, as Positron uses it
 
     def call(self, method: str, path: str, body: Any = None, timeout: float = WAIT) -> tuple[int, Any]:
         code, result = http_json(method, self.url(path), self.info["bearer_token"], body, timeout)

@@ -6,14 +6,25 @@ from .helpers import is_status
 
 async def test_execute_ok_and_error(api):
     session_id = await api.started()
-    reply = await api.execute(session_id, "print('out'); {'a': 1}")
+    reply = await api.execute(
+        session_id,
+        "from IPython.display import display, JSON\n"
+        "print('out'); display(JSON({'j': [1]})); {'a': 1}",
+    )
     assert reply["status"] == "ok" and reply["execution_count"] == 1
-    assert reply["output"][0] == {"output_type": "stream", "name": "stdout", "text": "out\n"}
+    # Positron's ExecuteOutput: `type` and `stream_name`; MIME values are strings
+    assert reply["output"][0] == {"type": "stream", "stream_name": "stdout", "text": "out\n"}
+    display = reply["output"][1]
+    assert display["type"] == "display_data" and display["data"]["application/json"] == '{"j": [1]}'
+    assert len(reply["output"]) == 2  # the execute_result is `data`, not an item
     assert reply["data"]["text/plain"] == "{'a': 1}"
     reply = await api.execute(session_id, "raise ValueError('nope')")
     assert reply["status"] == "error"
     assert reply["error_name"] == "ValueError" and reply["error_message"] == "nope"
     assert any("ValueError" in line for line in reply["error_traceback"])
+    error = reply["output"][-1]
+    assert error["type"] == "error" and error["error_name"] == "ValueError"
+    assert error["error_message"] == "nope" and error["error_traceback"]
     await api.ok("POST", f"sessions/{session_id}/kill")
 
 
@@ -41,7 +52,7 @@ async def test_execute_timeout_interrupts_and_the_session_stays_usable(api):
     reply = await api.execute(session_id, "'usable'")
     assert reply["data"]["text/plain"] == "'usable'"
     history = await api.ok("GET", f"sessions/{session_id}/history")
-    assert history[-2]["status"] == "error" and history[-2]["error"]["ename"] == "KeyboardInterrupt"
+    assert history[-2]["status"] == "error" and history[-2]["error"]["name"] == "KeyboardInterrupt"
     await api.ok("POST", f"sessions/{session_id}/kill")
 
 
@@ -74,7 +85,8 @@ async def test_history_records_websocket_and_rest_executions(api):
     assert first["msg_id"] == msg_id and first["input"] == "print('from ws')"
     assert first["output"] == "from ws\n" and first["status"] == "ok" and not first["truncated"]
     assert first["queued_at"] <= first["started_at"] <= first["finished_at"]
-    assert failed["status"] == "error" and failed["error"]["ename"] == "ZeroDivisionError"
+    assert failed["status"] == "error" and failed["error"]["name"] == "ZeroDivisionError"
+    assert failed["error"]["message"] == "division by zero" and failed["error"]["traceback"]
     assert big["truncated"] and len(big["output"]) < 5000
     assert big["output"].startswith("xxx") and big["output"].rstrip().endswith("xxx")
     last = await api.ok("GET", f"sessions/{session_id}/history", params={"limit": 1})

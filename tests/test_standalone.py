@@ -11,7 +11,9 @@ import websocket  # websocket-client, a jupyter_server dependency
 def test_client_drives_a_standalone_supervisor(server):
     server.start()
     info = server.info
-    assert info["transport"] == "tcp" and info["base_path"] == "/supervisor"
+    assert info["transport"] == "tcp"
+    assert info["base_path"] == f"http://127.0.0.1:{info['port']}/supervisor"  # absolute
+    assert info["server_id"] == server.ok("GET", "status")["server_id"]
     assert info["bearer_token"] == server.token and info["server_pid"] == server.proc.pid
     assert oct(os.stat(server.connection_file).st_mode)[-3:] == "600"
     assert server.ok("GET", "status")["process_id"] == server.proc.pid
@@ -23,7 +25,7 @@ def test_client_drives_a_standalone_supervisor(server):
     pid = server.ok("GET", "sessions/positron-1")["process_id"]
 
     ws = websocket.create_connection(
-        f"ws://127.0.0.1:{info['port']}{info['base_path']}/sessions/positron-1/channels",
+        info["base_path"].replace("http://", "ws://") + "/sessions/positron-1/channels",
         header=[f"Authorization: Bearer {info['bearer_token']}"], timeout=30,
     )
     ws.send(json.dumps({"kind": "jupyter", "channel": "shell",

@@ -28,6 +28,14 @@ class JSONErrorsMixin:
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if status_code == 403 and not self.authenticated():
+            # jupyter_server refuses an unknown user with 403; a client must be able to tell
+            # "no or wrong credentials" (401: Positron then starts a new supervisor) from
+            # "you may not" (403, the authorizer's answer to a known user).
+            status_code = 401
+            self.set_status(401)
+            self.set_header("WWW-Authenticate", 'Bearer realm="session_ext"')
+            exc = web.HTTPError(401, "Missing or invalid credentials (token)")
         if isinstance(exc, SupervisorError):
             body = exc.to_json()
         else:
@@ -39,8 +47,17 @@ class JSONErrorsMixin:
             body = {"code": HTTP_CODES.get(status_code, str(status_code)), "message": message}
         if status_code == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
+        if not getattr(self, "_prepared", True):
+            # Refused in prepare, before the (streamed) body was read: tornado then drops
+            # the connection after this answer; say so, or a keep-alive client (node's agent)
+            # sends its next request into a closed socket ("socket hang up").
+            self.set_header("Connection", "close")
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
+
+    def authenticated(self) -> bool:
+        """Whether the identity provider knew the requester (set by jupyter_server's prepare)."""
+        return bool(getattr(self, "_jupyter_current_user", None))
 
     def allowed_methods(self) -> list[str]:
         """The methods this handler class implements (tornado's defaults answer 405)."""
@@ -74,6 +91,7 @@ class SupervisorAPIHandler(SupervisorHandler, APIHandler):
 
     _body: bytearray
     _too_large = False
+    _prepared = False  # set once prepare has passed (see JSONErrorsMixin.write_error)
 
     @property
     def max_body_bytes(self) -> int:
@@ -85,6 +103,7 @@ class SupervisorAPIHandler(SupervisorHandler, APIHandler):
         length = self.request.headers.get("Content-Length", "0")
         if length.isdigit() and int(length) > self.max_body_bytes:
             raise self._body_too_large()
+        self._prepared = True
 
     def data_received(self, chunk: bytes) -> None:
         if len(self._body) + len(chunk) > self.max_body_bytes:

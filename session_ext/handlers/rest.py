@@ -184,7 +184,13 @@ class OpenAPIHandler(SupervisorAPIHandler):
 
 
 class NotFoundHandler(SupervisorAPIHandler):
-    """Unknown paths under the API prefix get a JSON 404, not the server's HTML page."""
+    """Unknown paths under the API prefix get a JSON 404, not the server's HTML page (a 401
+    first without credentials, as on every route). Answered after the body is read, so the
+    connection stays usable."""
 
-    def prepare(self):
+    def not_found(self, *args):
+        if not self.authenticated():
+            raise web.HTTPError(403)  # answered as 401 (JSONErrorsMixin)
         raise web.HTTPError(404, "No such endpoint: %s", self.request.path)
+
+    get = post = put = delete = patch = head = options = not_found

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import struct
+import json
 from collections import deque
 
 from jupyter_core.utils import ensure_async
@@ -17,19 +17,8 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from .. import jupyter
 from ..messages import KernelMessage, kernel_event
 from ..models import bad_request
+from ..wsframe import text_frame
 from .base import SupervisorHandler
-
-
-def _text_frame(payload: bytes) -> bytes:
-    """A final, unmasked, uncompressed websocket text frame (RFC 6455, server to client)."""
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x81, n)
-    elif n <= 0xFFFF:
-        header = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, n)
-    return header + payload
 
 
 class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, JupyterHandler):
@@ -53,12 +42,16 @@ class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, J
         # Frames are small and interactive: without this, Nagle's algorithm meets the
         # client's delayed ACK and holds the last frames of a reply ~40 ms.
         self.set_nodelay(True)
+
+    def is_upgrade(self) -> bool:
+        headers = self.request.headers
+        return headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in [
+            v.strip() for v in headers.get("Connection", "").lower().split(",")
+        ]
+
     async def get(self, *args, **kwargs):
         """A plain GET gets a JSON 400 (tornado's own answer is plain text)."""
-        headers = self.request.headers
-        if headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in [
-            v.strip() for v in headers.get("Connection", "").lower().split(",")
-        ]:
+        if not self.is_upgrade():
             raise bad_request(
                 "This is a websocket endpoint: send a websocket upgrade request "
                 "(Connection: Upgrade, Upgrade: websocket)"
@@ -107,7 +100,7 @@ class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, J
             self._in_flight.popleft()  # written out in full
         start = jupyter.bytes_written(stream)
         try:
-            stream.write(b"".join(_text_frame(frame) for frame, _ in pending))
+            stream.write(b"".join(text_frame(frame) for frame, _ in pending))
         except StreamClosedError:
             pass  # nothing of it was taken
         self._in_flight.append((start, jupyter.bytes_written(stream), pending))
@@ -127,7 +120,7 @@ class SupervisorWebsocket(WebSocketMixin, WebSocketHandler, SupervisorHandler, J
         for start, end, frames in self._in_flight:
             offset = start
             for frame, routed in frames:
-                size = len(_text_frame(frame))
+                size = len(text_frame(frame))
                 if offset >= sent:
                     unsent.append((frame, routed))
                 elif offset + size > sent:
@@ -155,6 +148,13 @@ class ChannelsHandler(SupervisorWebsocket):
     async def get(self, session_id):
         await self.authorize()
         self.session = self.supervisor.get(session_id)  # 404 before the upgrade
+        sockets = self.extensionapp.channel_sockets
+        if sockets is not None and not self.is_upgrade():
+            # Kallichore's socket transport: the path of the session's own unix socket
+            path = await sockets.path_for(self.session, self.supervisor.get)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(path))
+            return
         self.exclusive = self.get_argument("exclusive", "false").lower() in ("1", "true")
         await super().get(session_id)
 
