@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8888
 
-.PHONY: run supervisor kcserver test test-ts test-python bench chromium clean
+.PHONY: run supervisor kcserver test test-ts test-python test-upstream bench chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +47,15 @@ $(POSITRON_NODE): tests/positron/package.json tests/positron/package-lock.json
 test-python: $(STAMP) chromium $(POSITRON_NODE)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-test: test-ts test-python
+# jupyter_server's own tests (the installed version's sdist), run without and with session_ext:
+# any test that passes without it and fails with it fails this target.
+test-upstream: $(STAMP)
+	$(BIN)/python tests/upstream/run_upstream.py .upstream
+
+test: test-ts test-python test-upstream
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info session_ext/labextension labextension/node_modules labextension/lib tests/positron/node_modules
+	rm -rf $(VENV) .upstream build dist *.egg-info session_ext/labextension labextension/node_modules labextension/lib tests/positron/node_modules

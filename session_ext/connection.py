@@ -19,6 +19,29 @@ from .messages import InvalidSignature, KernelMessage
 log = logging.getLogger(__name__)
 
 
+def _stream(km: Any, channel: str, kind: int, identity: bytes | None = None) -> ZMQStream:
+    """A socket to one of the kernel's channels, as jupyter_client's
+    ``_create_connected_socket`` makes it, but from the process's own ZeroMQ context: the
+    kernel manager destroys its context when jupyter_server shuts the kernel down, which
+    would close our sockets under their streams (tornado then keeps stale handlers, "fd
+    added twice"). iopub has no receive high-water mark: with the default (1000) ZeroMQ
+    silently drops output when the server falls behind a chatty kernel, and a lost ``idle``
+    would leave the execution queue waiting forever."""
+    sock = zmq.Context.instance().socket(kind, socket_class=zmq.Socket)  # ZMQStream wants a plain Socket
+    sock.linger = 1000
+    if identity is not None:
+        sock.identity = identity
+    if km.curve_publickey is not None:
+        sock.curve_secretkey = km.curve_secretkey
+        sock.curve_publickey = km.curve_publickey
+        sock.curve_serverkey = km.curve_publickey
+    if kind == zmq.SUB:
+        sock.rcvhwm = 0
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.connect(jupyter.channel_url(km, channel))
+    return ZMQStream(sock)
+
+
 class KernelConnection:
     """The supervisor's ZeroMQ sockets to one kernel: shell, control, stdin (DEALER, one
     identity), iopub (SUB), and a heartbeat watcher.
@@ -37,30 +60,14 @@ class KernelConnection:
         self._on_message = on_message
         identity = session.bsession
         self.streams: dict[str, ZMQStream] = {
-            "shell": km.connect_shell(identity=identity),
-            "control": km.connect_control(identity=identity),
-            "stdin": km.connect_stdin(identity=identity),
-            "iopub": self._connect_iopub(km),
+            "shell": _stream(km, "shell", zmq.DEALER, identity),
+            "control": _stream(km, "control", zmq.DEALER, identity),
+            "stdin": _stream(km, "stdin", zmq.DEALER, identity),
+            "iopub": _stream(km, "iopub", zmq.SUB),
         }
         for channel, stream in self.streams.items():
             stream.on_recv(self._receiver(channel))
         self._heartbeat_task: asyncio.Task | None = None
-
-    @staticmethod
-    def _connect_iopub(km: Any) -> ZMQStream:
-        """Like ``km.connect_iopub()``, but with no receive high-water mark: with the default
-        (1000) ZeroMQ silently drops output when the server falls behind a chatty kernel, and
-        a lost ``idle`` would leave the execution queue waiting forever."""
-        sock = km.context.socket(zmq.SUB, socket_class=zmq.Socket)  # ZMQStream wants a plain Socket
-        sock.linger = 1000
-        sock.rcvhwm = 0
-        if km.curve_publickey is not None:  # as jupyter_client's _create_connected_socket
-            sock.curve_secretkey = km.curve_secretkey
-            sock.curve_publickey = km.curve_publickey
-            sock.curve_serverkey = km.curve_publickey
-        sock.setsockopt(zmq.SUBSCRIBE, b"")
-        sock.connect(jupyter.channel_url(km, "iopub"))
-        return ZMQStream(sock)
 
     def _receiver(self, channel: str) -> Callable[[list[bytes]], None]:
         session, on_message = self.session, self._on_message

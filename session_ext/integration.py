@@ -50,15 +50,14 @@ class SupervisedSessionManagerMixin:
         model = await super().create_session(*args, **kwargs)
         supervisor = self.supervisor
         if supervisor is not None:
-            await supervisor.mirror_jupyter_session(model)
+            supervisor.mirror_jupyter_session(model)
         return model
 
     async def update_session(self, session_id: str, **kwargs: Any) -> None:
         await super().update_session(session_id, **kwargs)
         supervisor = self.supervisor
         if supervisor is not None:
-            model = await self.get_session(session_id=session_id)
-            await supervisor.mirror_jupyter_session(model)
+            supervisor.mirror_jupyter_session(await self.get_session(session_id=session_id))
 
     async def delete_session(self, session_id: str) -> None:
         await super().delete_session(session_id)

@@ -45,6 +45,12 @@ def register_kernel(multi_kernel_manager: Any, kernel_id: str, km: Any) -> None:
     # of the server's time on iopub; the session reports activity instead (record_activity).
 
 
+def reported_starting(km: Any) -> bool:
+    """Whether jupyter_server still reports its kernel as `starting` (the ``execution_state``
+    its MappingKernelManager keeps on the kernel manager, until a status message arrives)."""
+    return getattr(km, "execution_state", None) == "starting"
+
+
 def unregister_kernel(multi_kernel_manager: Any, kernel_id: str) -> None:
     """Take a kernel of ours out of /api/kernels without shutting it down (it exited, or
     durable mode keeps it running past the server)."""

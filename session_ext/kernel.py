@@ -9,6 +9,7 @@ Every failure to start leaves nothing behind (no process, no sockets) and raises
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future as ConcurrentFuture
 import logging
 import os
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import psutil
 import zmq
 from jupyter_client.session import Session
+from jupyter_core.utils import ensure_async
 
 from . import jupyter, launch, provisioning
 from .connection import KernelConnection
@@ -120,14 +122,14 @@ class KernelProcess:
         self.output = self._open_output()
         try:
             await asyncio.wait_for(
-                km.start_kernel(
+                ensure_async(km.start_kernel(
                     env=env,
                     cwd=cwd,
                     stdout=self.output.stdout,
                     stderr=self.output.stderr,
                     independent=self.config.keep_kernels_on_shutdown,
                     kernel_id=self.kernel_id,
-                ),
+                )),
                 max(deadline - time.monotonic(), 0.1),
             )
         except Exception as e:
@@ -168,18 +170,33 @@ class KernelProcess:
         self.process_id = provisioning.local_pid(km)
         self.output = self._open_output()
 
-    def attach_server_kernel(self) -> None:
-        """The kernel jupyter_server started (or restarted) for its session; ``handshake``
-        connects."""
-        self.km = self.mkm.get_kernel(self.kernel_id)
-        self.process_id = provisioning.local_pid(self.km)
+    async def attach_server_kernel(self) -> None:
+        """The kernel jupyter_server started (or restarted) for its session, once it is
+        ready (a pending kernel has no ports yet); ``handshake`` connects."""
+        km = self.mkm.get_kernel(self.kernel_id)
+        ready = km.ready  # jupyter_client's: asyncio's or concurrent.futures' Future
+        try:
+            await (asyncio.wrap_future(ready) if isinstance(ready, ConcurrentFuture) else ready)
+        except Exception as e:
+            raise StartupError(
+                PROCESS_START_FAILED, f"jupyter_server could not start the kernel: {e}", None, ""
+            ) from None
+        self.km = km
+        self.process_id = provisioning.local_pid(km)
+        if self.conn is None:
+            await self._connect()
+        # jupyter_server reports a kernel nobody has talked to as `starting` (its clients'
+        # nudge makes it idle): our handshake must not be the first to talk, or /api/kernels
+        # would say what stock never says. Our sockets listen meanwhile.
+        while jupyter.reported_starting(km):
+            await asyncio.sleep(0.1)
 
     def is_current_process(self) -> bool:
         """Connected to the process jupyter_server runs now (not one it replaced)."""
         return self.conn is not None and provisioning.local_pid(self.km) == self.process_id
 
     async def restart_server_kernel(self) -> None:
-        await self.mkm.restart_kernel(self.kernel_id)
+        await ensure_async(self.mkm.restart_kernel(self.kernel_id))
 
     def _new_manager(self, base: Any, kernel_name: str | None) -> Any:
         km = launch.new_kernel_manager(
@@ -208,18 +225,7 @@ class KernelProcess:
         (jupyter_server's "nudge"), watching for the process exiting and for the deadline.
         Then the kernel is ready: registered with the server, its heartbeat watched."""
         if self.conn is None:
-            km = self.km
-            reused = {"session": self._session_id} if self._session_id else {}
-            self.msg_session = Session(
-                key=km.session.key,
-                signature_scheme=km.session.signature_scheme,
-                username=self.spec.username,
-                **reused,
-            )
-            try:
-                self.conn = KernelConnection(km, self.msg_session, self._receive)
-            except zmq.ZMQError as e:
-                await self._fail(ZMQ_CONNECT_TIMEOUT, f"Could not connect to the kernel: {e}")
+            await self._connect()
         self._waiter = waiter = KernelInfoWaiter()
         self._handshake_ids.clear()
         late = False
@@ -250,10 +256,24 @@ class KernelProcess:
         )
         return waiter.reply or {}
 
+    async def _connect(self) -> None:
+        km = self.km
+        reused = {"session": self._session_id} if self._session_id else {}
+        self.msg_session = Session(
+            key=km.session.key,
+            signature_scheme=km.session.signature_scheme,
+            username=self.spec.username,
+            **reused,
+        )
+        try:
+            self.conn = KernelConnection(km, self.msg_session, self._receive)
+        except zmq.ZMQError as e:
+            await self._fail(ZMQ_CONNECT_TIMEOUT, f"Could not connect to the kernel: {e}")
+
     async def _check_starting(self, deadline: float, kill_on_timeout: bool) -> bool:
         """Fail if the process has exited; past the deadline, fail (and kill it) or, for a
         kernel that must not be killed, return True."""
-        if self.km.has_kernel and not await self.km.is_alive():
+        if self.km.has_kernel and not await ensure_async(self.km.is_alive()):
             code = await self.km.provisioner.poll()
             await self._fail(
                 EXITED_ABNORMALLY, f"The kernel exited during startup (code {code})", code
@@ -272,7 +292,7 @@ class KernelProcess:
         self._close_connection()
         if self.km is not None and not self.owned_by_server:
             try:
-                await self.km.shutdown_kernel(now=True)
+                await ensure_async(self.km.shutdown_kernel(now=True))
             except Exception:
                 log.exception("Cleaning up the kernel %s", self.kernel_id)
         output = ""
@@ -311,7 +331,7 @@ class KernelProcess:
         km = self.km
         if km is not None and km.has_kernel:
             try:
-                await km.interrupt_kernel()
+                await ensure_async(km.interrupt_kernel())
             except Exception as e:
                 raise SupervisorError(400, INTERRUPT_FAILED, f"Interrupt failed: {e}") from None
         elif self.spec.interrupt_mode == "message":
@@ -336,10 +356,10 @@ class KernelProcess:
         known = process is not None and getattr(process, "exit_code_known", True)
         if self.owned_by_server:
             if self.kernel_id in self.mkm:
-                await self.mkm.shutdown_kernel(self.kernel_id, now=now)
+                await ensure_async(self.mkm.shutdown_kernel(self.kernel_id, now=now))
         elif km is not None and km.has_kernel:
             try:
-                await km.shutdown_kernel(now=now)
+                await ensure_async(km.shutdown_kernel(now=now))
             except Exception:
                 log.exception("Shutting down the kernel %s", self.kernel_id)
         elif km is not None and not now:
@@ -364,7 +384,7 @@ class KernelProcess:
         if self.owned_by_server:
             return
         try:
-            await self.km.shutdown_kernel(now=True)
+            await ensure_async(self.km.shutdown_kernel(now=True))
         except Exception:
             log.debug("Cleanup after exit of %s", self.kernel_id, exc_info=True)
 

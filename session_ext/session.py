@@ -174,8 +174,11 @@ class ActiveSession(StatusMachine):
     async def attach_server_kernel(self) -> None:
         """Attach to the kernel jupyter_server started for this (notebook/console) session."""
         async with self._lifecycle:
-            self.kernel.attach_server_kernel()
-            await self._starting("attach", self._handshake())
+            await self._starting("attach", self._attach_and_handshake())
+
+    async def _attach_and_handshake(self) -> dict[str, Any]:
+        await self.kernel.attach_server_kernel()  # waits for a pending kernel
+        return await self._handshake()
 
     async def reattach(self, data: dict[str, Any]) -> None:
         """Durable mode: connect again to the kernel an earlier server left running.
@@ -236,9 +239,8 @@ class ActiveSession(StatusMachine):
             async with self._lifecycle:
                 self.router.kernel_restarted()
                 self._set_status("starting", "restart")
-                self.kernel.attach_server_kernel()
                 try:
-                    self.kernel_info = await self._handshake()
+                    self.kernel_info = await self._attach_and_handshake()
                 except StartupError as e:
                     self.exit_code = e.exit_code
                     self._set_status("exited", "start failed")

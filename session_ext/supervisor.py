@@ -69,6 +69,8 @@ class Supervisor:
         # written once per loop turn (never for a session being deleted)
         self.writes = PendingWrites(store, self.sessions, self._deleting)
         self.housekeeping = Housekeeping(config, self.sessions, events)
+        self._attaching: dict[str, asyncio.Task] = {}  # jupyter_server sessions' attach tasks
+        self._background: set[asyncio.Task] = set()
 
     # --- registry ----------------------------------------------------------------------
 
@@ -217,9 +219,10 @@ class Supervisor:
         session = self._by_kernel.get(kernel_id)
         return session if session is not None and session.is_running else None
 
-    async def mirror_jupyter_session(self, model: dict[str, Any]) -> None:
+    def mirror_jupyter_session(self, model: dict[str, Any]) -> None:
         """A session of /api/sessions was created or changed: show it as an ActiveSession
-        (same id, its kernel, notebook_uri) and attach to its kernel."""
+        (same id, its kernel, notebook_uri) at once; attaching to its kernel (once the kernel
+        is ready: pending kernels) happens beside the request, never inside it."""
         kernel_id = (model.get("kernel") or {}).get("id")
         session = self.sessions.get(model["id"])
         path = model.get("path") or ""
@@ -231,7 +234,7 @@ class Supervisor:
                 self.session_updated(session)
             return
         if session is not None:  # the notebook changed kernels
-            await self._drop(session)
+            self.forget_jupyter_session(session.session_id)
         if not kernel_id or kernel_id not in self.kernel_manager:
             return
         kernel_spec = self.kernel_manager.get_kernel(kernel_id).kernel_spec
@@ -244,22 +247,40 @@ class Supervisor:
             owned_by_server=True,
         )
         self._add(session)
+        self._attaching[session.session_id] = self._beside(self._attach(session))
+
+    async def _attach(self, session: ActiveSession) -> None:
         try:
             await session.attach_server_kernel()
         except StartupError as e:
-            log.warning("Could not attach to the kernel of %s: %s", model["id"], e)
+            log.warning("Could not attach to the kernel of %s: %s", session.session_id, e)
+        finally:
+            self._attaching.pop(session.session_id, None)
 
     def forget_jupyter_session(self, session_id: str) -> None:
-        session = self.sessions.get(session_id)
-        if session is not None and session.owned_by_server:
-            asyncio.ensure_future(self._drop(session))
-
-    async def _drop(self, session: ActiveSession) -> None:
         """Stop mirroring a jupyter_server session (its kernel is the server's business)."""
+        session = self.sessions.get(session_id)
+        if session is None or not session.owned_by_server:
+            return
+        self._remove(session_id)
+        attaching = self._attaching.pop(session_id, None)
+        if attaching is not None:
+            attaching.cancel()
+        self._beside(self._let_go(session))
+
+    @staticmethod
+    async def _let_go(session: ActiveSession) -> None:
         await session.detach_kernel()
         if session.is_running:
             session.on_kernel_exited(None, "session closed")
-        self._remove(session.session_id)
+
+    def _beside(self, work: Any) -> asyncio.Task:
+        """Work for jupyter_server's sessions that its requests do not wait for (cancelled
+        when the server stops)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     def on_kernel_action(self, kernel_id: str, action: str | None) -> None:
         """jupyter_server interrupted or restarted a kernel (e.g. JupyterLab's buttons)."""
@@ -332,6 +353,9 @@ class Supervisor:
 
     async def stop(self, keep_kernels: bool) -> None:
         self.housekeeping.stop()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         if keep_kernels:
             await asyncio.gather(*(s.detach_kernel() for s in self.all_sessions()), return_exceptions=True)
         else:

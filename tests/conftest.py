@@ -6,23 +6,14 @@ import psutil
 import pytest
 from jupyter_server.serverapp import ServerApp
 
-from .helpers import Api, OpenAPI, StandaloneServer
+from .helpers import Api, OpenAPI, StandaloneServer, server_config
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
 @pytest.fixture
 def jp_server_config():
-    return {
-        "ServerApp": {"jpserver_extensions": {"session_ext": True}},
-        "SessionExtApp": {
-            "db_path": ":memory:",
-            "heartbeat_interval": 0.5,
-            "heartbeat_timeout": 2.0,
-            "shutdown_wait": 3.0,
-            "resource_sample_interval_ms": 0,
-        },
-    }
+    return server_config()
 
 
 @pytest.fixture(scope="session")

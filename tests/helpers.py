@@ -30,6 +30,21 @@ SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
 REQUIRE_REFERENCE = "SESSION_EXT_REQUIRE_REFERENCE"  # set by .ci/run: a skip would be a failure
 WAIT = 30  # seconds: the longest any single wait in a test may take
 
+def server_config(**server_app: Any) -> dict:
+    """The in-process test server's config: the extension on, fast heartbeats, no store;
+    ``server_app``: more ServerApp settings."""
+    return {
+        "ServerApp": {"jpserver_extensions": {"session_ext": True}, **server_app},
+        "SessionExtApp": {
+            "db_path": ":memory:",
+            "heartbeat_interval": 0.5,
+            "heartbeat_timeout": 2.0,
+            "shutdown_wait": 3.0,
+            "resource_sample_interval_ms": 0,
+        },
+    }
+
+
 IPYKERNEL_ARGV = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
 

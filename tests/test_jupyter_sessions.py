@@ -80,6 +80,9 @@ class StockSocket:
 async def test_notebook_sessions_are_mirrored(api, jp_fetch, jp_root_dir):
     (jp_root_dir / "work").mkdir()
     model = await open_notebook(jp_fetch)
+    session = await api.session(model["id"])  # listed at once, attached once a client talks
+    assert session["status"] == "starting" and session["session_mode"] == "notebook"
+    ws = await StockSocket.open(api, model["kernel"]["id"])  # as JupyterLab does
     session = await api.wait_status(model["id"], "idle")
     assert session["session_mode"] == "notebook" and session["display_name"] == "Python 3 (ipykernel)"
     assert session["kernel_id"] == model["kernel"]["id"] and session["kernel_name"] == "python3"
@@ -95,6 +98,7 @@ async def test_notebook_sessions_are_mirrored(api, jp_fetch, jp_root_dir):
     # REST execute works on it too
     reply = await api.execute(model["id"], "1 + 1")
     assert reply["data"]["text/plain"] == "2"
+    ws.conn.close()
     await jp_fetch("api", "sessions", model["id"], method="DELETE")
     for _ in range(50):
         if (await api.call("GET", f"sessions/{model['id']}")).code == 404:
@@ -106,8 +110,10 @@ async def test_notebook_sessions_are_mirrored(api, jp_fetch, jp_root_dir):
 async def test_console_sessions_are_mirrored(api, jp_fetch):
     body = {"path": "console-1", "name": "Console 1", "type": "console", "kernel": {"name": "python3"}}
     model = json.loads((await jp_fetch("api", "sessions", method="POST", body=json.dumps(body))).body)
+    ws = await StockSocket.open(api, model["kernel"]["id"])
     session = await api.wait_status(model["id"], "idle")
     assert session["session_mode"] == "console" and session["notebook_uri"] is None
+    ws.conn.close()
     await jp_fetch("api", "sessions", model["id"], method="DELETE")
 
 
@@ -119,8 +125,8 @@ async def queue_of(api, session_id):
 async def test_cells_from_the_stock_websocket_go_through_the_queue(api, jp_fetch, v1):
     model = await open_notebook(jp_fetch, path="queued.ipynb")
     session_id, kernel_id = model["id"], model["kernel"]["id"]
-    await api.wait_status(session_id, "idle")
     ws = await StockSocket.open(api, kernel_id, v1=v1)
+    await api.wait_status(session_id, "idle")
     slow = ws.execute("import time; time.sleep(1.5); print('slow done')")
     keep = ws.execute("kept = True")
     cancel = ws.execute("cancelled = True")
@@ -147,8 +153,8 @@ async def test_cells_from_the_stock_websocket_go_through_the_queue(api, jp_fetch
 async def test_jupyterlab_interrupt_clears_the_queue(api, jp_fetch):
     model = await open_notebook(jp_fetch, path="interrupt.ipynb")
     session_id, kernel_id = model["id"], model["kernel"]["id"]
-    await api.wait_status(session_id, "idle")
     ws = await StockSocket.open(api, kernel_id)
+    await api.wait_status(session_id, "idle")
     slow = ws.execute("import time; time.sleep(30)")
     queued = ws.execute("ran = True")
     await ws.until(lambda m: m["header"]["msg_type"] == "execute_input")
@@ -164,8 +170,8 @@ async def test_jupyterlab_interrupt_clears_the_queue(api, jp_fetch):
 async def test_jupyterlab_restart_answers_the_queue_and_reattaches(api, jp_fetch):
     model = await open_notebook(jp_fetch, path="restart.ipynb")
     session_id, kernel_id = model["id"], model["kernel"]["id"]
-    before = await api.wait_status(session_id, "idle")
     ws = await StockSocket.open(api, kernel_id)
+    before = await api.wait_status(session_id, "idle")
     ws.execute("import time; time.sleep(30)")
     queued = ws.execute("1")
     await api.wait_status(session_id, "busy")
