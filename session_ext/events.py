@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from .records import session_model
+
 QUEUE_SUMMARY_LIMIT = 50
 
 Subscriber = Callable[[str], None]
@@ -65,7 +67,7 @@ class EventBus:
         updates, self._dirty_update = self._dirty_update, {}
         queues, self._dirty_queue = self._dirty_queue, {}
         for session in updates.values():
-            self.publish({"event": "session_updated", "session": session.to_json(QUEUE_SUMMARY_LIMIT)})
+            self.publish({"event": "session_updated", "session": session_model(session, QUEUE_SUMMARY_LIMIT)})
         for session_id, session in queues.items():
             summary = session.queue.summary(QUEUE_SUMMARY_LIMIT)
             self.publish({"event": "queue", "session_id": session_id, **summary})

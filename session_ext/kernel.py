@@ -9,20 +9,20 @@ Every failure to start leaves nothing behind (no process, no sockets) and raises
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Future as ConcurrentFuture
 import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
 
-import psutil
 import zmq
 from jupyter_client.session import Session
 from jupyter_core.utils import ensure_async
 
 from . import jupyter, launch, provisioning
 from .connection import KernelConnection
+from .handshake import KernelInfoHandshake
 from .messages import KernelMessage, make_message
 from .models import (
     EXITED_ABNORMALLY,
@@ -48,25 +48,6 @@ CONNECTION_FIELDS = (
 
 def _ignore(*args: Any) -> None:
     pass
-
-
-class KernelInfoWaiter:
-    """The startup handshake: a kernel_info_reply, and an iopub message of it (proof that
-    iopub is connected, so no output of the first request is lost)."""
-
-    def __init__(self) -> None:
-        self.reply: dict[str, Any] | None = None
-        self.iopub_seen = False
-
-    def deliver(self, msg: KernelMessage) -> None:
-        if msg.channel == "iopub":
-            self.iopub_seen = True
-        elif msg.msg_type == "kernel_info_reply":
-            self.reply = msg.content
-
-    @property
-    def done(self) -> bool:
-        return self.reply is not None and self.iopub_seen
 
 
 class KernelProcess:
@@ -97,8 +78,7 @@ class KernelProcess:
         # Durable mode: the earlier server's message session id, so our sockets have its
         # ZeroMQ identity and the kernel's replies to its requests reach us.
         self._session_id: str | None = None
-        self._waiter: KernelInfoWaiter | None = None  # during the handshake
-        self._handshake_ids: set[str] = set()
+        self._handshake: KernelInfoHandshake | None = None  # the latest one
 
     @property
     def connected(self) -> bool:
@@ -226,27 +206,18 @@ class KernelProcess:
         Then the kernel is ready: registered with the server, its heartbeat watched."""
         if self.conn is None:
             await self._connect()
-        self._waiter = waiter = KernelInfoWaiter()
-        self._handshake_ids.clear()
-        late = False
-        try:
-            while not waiter.done and not late:
-                msg = make_message(self.msg_session, channel, "kernel_info_request", {})
-                self._handshake_ids.add(msg["header"]["msg_id"])
-                self.conn.send(channel, msg)
-                for _ in range(10):  # 1 s per try
-                    if waiter.done:
-                        break
-                    late = await self._check_starting(deadline, kill_on_timeout)
-                    if late:
-                        log.warning(
-                            "Kernel %s did not answer within %s s; taken as it is (busy?)",
-                            self.kernel_id, self.spec.connection_timeout,
-                        )
-                        break
-                    await asyncio.sleep(0.1)
-        finally:
-            self._waiter = None
+        self._handshake = handshake = KernelInfoHandshake()
+
+        def request() -> str:
+            msg = make_message(self.msg_session, channel, "kernel_info_request", {})
+            self.conn.send(channel, msg)
+            return msg["header"]["msg_id"]
+
+        if not await handshake.run(request, lambda: self._check_starting(deadline, kill_on_timeout)):
+            log.warning(
+                "Kernel %s did not answer within %s s; taken as it is (busy?)",
+                self.kernel_id, self.spec.connection_timeout,
+            )
         if self.output is not None:
             self.output.poll()  # what the kernel printed while starting comes before `idle`
         if not self.owned_by_server:
@@ -254,7 +225,7 @@ class KernelProcess:
         self.conn.start_heartbeat(
             self.config.heartbeat_interval, self.config.heartbeat_timeout, self._heartbeat
         )
-        return waiter.reply or {}
+        return handshake.reply or {}
 
     async def _connect(self) -> None:
         km = self.km
@@ -303,14 +274,9 @@ class KernelProcess:
         raise StartupError(code, message, exit_code, output)
 
     def _receive(self, msg: KernelMessage) -> None:
-        """Every message from the kernel; the handshake's own are not the clients' business
-        (iopub only while it runs: a late one is output like any other)."""
-        if self._handshake_ids and msg.parent_msg_id in self._handshake_ids:
-            if self._waiter is not None:
-                self._waiter.deliver(msg)
-                return
-            if msg.channel != "iopub":
-                return
+        """Every message from the kernel, but the handshake's own."""
+        if self._handshake is not None and self._handshake.claims(msg):
+            return
         self.on_message(msg)
 
     def _heartbeat(self, alive: bool) -> None:
@@ -408,17 +374,9 @@ class KernelProcess:
             jupyter.unregister_kernel(self.mkm, self.kernel_id)
 
     async def current_directory(self) -> str | None:
-        """The local process's working directory, or None (no local process, or it has
-        gone or changed meanwhile)."""
+        """The local process's working directory; None without one, or if it changed."""
         pid = self.process_id
-        if pid is None:
-            return None
-        try:
-            cwd = provisioning.process_cwd(pid)
-            if cwd is None:
-                cwd = await asyncio.to_thread(lambda: psutil.Process(pid).cwd())
-        except (OSError, psutil.Error):
-            return None
+        cwd = await provisioning.working_directory(pid) if pid is not None else None
         return cwd if self.process_id == pid else None
 
     def poll_output(self) -> None:

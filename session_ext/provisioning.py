@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -27,6 +28,17 @@ def process_cwd(pid: int) -> str | None:
         if os.path.isdir("/proc/self"):
             raise  # the process has gone
         return None
+
+
+async def working_directory(pid: int) -> str | None:
+    """A local process's working directory; None if it has gone."""
+    try:
+        cwd = process_cwd(pid)
+        if cwd is None:
+            cwd = await asyncio.to_thread(lambda: psutil.Process(pid).cwd())
+    except (OSError, psutil.Error):
+        return None
+    return cwd
 
 
 def local_pid(km: Any) -> int | None:

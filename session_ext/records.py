@@ -1,5 +1,6 @@
-"""What the store keeps of a session, and the session made again from it by a later server
-(which, in durable mode, then re-attaches its kernel: ``ActiveSession.reattach``)."""
+"""A session's two views — its API model, and the record the store keeps — and the session
+made again from a record by a later server (which, in durable mode, then re-attaches its
+kernel: ``ActiveSession.reattach``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,45 @@ from typing import Any
 from .models import SessionSpec, SupervisorConfig
 from .queue import QueuedRequest
 from .session import ActiveSession, SessionListener
+from .status import rfc3339
+
+
+def session_model(session: ActiveSession, pending_limit: int | None = None) -> dict[str, Any]:
+    """The ActiveSession model of the API; ``pending_limit`` shortens the pending list
+    (events)."""
+    spec = session.spec
+    return {
+        "session_id": spec.session_id,
+        "argv": spec.argv,
+        "process_id": session.kernel.process_id,
+        "username": spec.username,
+        "display_name": spec.display_name,
+        "language": spec.language,
+        "interrupt_mode": spec.interrupt_mode,
+        "initial_env": session.initial_env,
+        "connected": session.router.connected,
+        "started": rfc3339(session.started),
+        "session_mode": spec.session_mode,
+        "working_directory": session.working_directory,
+        "notebook_uri": spec.notebook_uri,
+        "input_prompt": spec.input_prompt,
+        "continuation_prompt": spec.continuation_prompt,
+        "execution_queue": session.router.queue.to_json(pending_limit),
+        "status": session.status,
+        "reason": session.reason,
+        "kernel_info": session.kernel_info,
+        "resource_usage": session.resource_usage,
+        "idle_seconds": session.idle_seconds,
+        "busy_seconds": session.busy_seconds,
+        "socket_path": None,
+        "kernel_id": session.kernel_id,
+        "kernel_name": spec.kernel_name,
+        "tags": spec.tags,
+        "metadata": spec.metadata,
+        "last_activity": rfc3339(session.router.last_activity),
+        "waiting_input": session.router.waiting_input,
+        "exit_code": session.exit_code,
+    }
 
 
 def session_record(session: ActiveSession) -> dict[str, Any]:

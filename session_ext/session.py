@@ -1,4 +1,5 @@
-"""One ActiveSession: identity, spec, status machine (status.py), timers and the JSON view.
+"""One ActiveSession: identity, spec, status machine (status.py) and timers (its API model is
+records.py's).
 
 It composes two parts and forwards their events: ``KernelProcess`` (the kernel's process
 life, kernel.py) and ``MessageRouter`` (clients, the queue, the history, router.py). Free of
@@ -31,7 +32,7 @@ from .models import (
 )
 from .queue import ExecutionQueue, QueuedRequest
 from .router import MessageRouter
-from .status import CONNECTED_STATUSES, StatusMachine, rfc3339
+from .status import CONNECTED_STATUSES, StatusMachine
 
 
 class SessionListener(Protocol):
@@ -412,39 +413,3 @@ class ActiveSession(StatusMachine):
 
     def get_history(self, limit: int | None) -> list[dict[str, Any]]:
         return self.router.get_history(limit)
-
-    def to_json(self, pending_limit: int | None = None) -> dict[str, Any]:
-        """The ActiveSession model; ``pending_limit`` shortens the pending list (events)."""
-        spec = self.spec
-        return {
-            "session_id": spec.session_id,
-            "argv": spec.argv,
-            "process_id": self.kernel.process_id,
-            "username": spec.username,
-            "display_name": spec.display_name,
-            "language": spec.language,
-            "interrupt_mode": spec.interrupt_mode,
-            "initial_env": self.initial_env,
-            "connected": self.router.connected,
-            "started": rfc3339(self.started),
-            "session_mode": spec.session_mode,
-            "working_directory": self.working_directory,
-            "notebook_uri": spec.notebook_uri,
-            "input_prompt": spec.input_prompt,
-            "continuation_prompt": spec.continuation_prompt,
-            "execution_queue": self.router.queue.to_json(pending_limit),
-            "status": self.status,
-            "reason": self.reason,
-            "kernel_info": self.kernel_info,
-            "resource_usage": self.resource_usage,
-            "idle_seconds": self.idle_seconds,
-            "busy_seconds": self.busy_seconds,
-            "socket_path": None,
-            "kernel_id": self.kernel_id,
-            "kernel_name": spec.kernel_name,
-            "tags": spec.tags,
-            "metadata": spec.metadata,
-            "last_activity": rfc3339(self.router.last_activity),
-            "waiting_input": self.router.waiting_input,
-            "exit_code": self.exit_code,
-        }

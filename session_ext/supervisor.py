@@ -30,7 +30,7 @@ from .models import (
 from .housekeeping import Housekeeping
 from .persistence import PendingWrites
 from .policy import ArgvPolicy
-from .records import restored_session, session_record
+from .records import restored_session, session_model, session_record
 from .session import ActiveSession
 from .status import rfc3339
 from .store import SessionStore, StoreError
@@ -127,7 +127,7 @@ class Supervisor:
     def _add(self, session: ActiveSession) -> None:
         self.sessions[session.session_id] = session
         self._by_kernel[session.kernel_id] = session
-        self.events.publish({"event": "session_created", "session": session.to_json(50)})
+        self.events.publish({"event": "session_created", "session": session_model(session, 50)})
 
     def _apply_kernelspec_defaults(self, fields: dict[str, Any], kernel_name: str | None) -> None:
         if kernel_name is None and fields["argv"] is None:
@@ -395,5 +395,5 @@ class Supervisor:
         await asyncio.gather(*self.writes.flush())
 
     def snapshot(self) -> list[dict[str, Any]]:
-        return [s.to_json(50) for s in self.all_sessions()]
+        return [session_model(s, 50) for s in self.all_sessions()]
 

@@ -119,7 +119,7 @@ async def test_kernel_process_alone(config, mkm):
     assert info["status"] == "ok" and info["language_info"]["name"] == "python"
     assert psutil.Process(kernel.process_id).is_running()
     assert kernel.kernel_id in mkm  # registered: /api/kernels would list it
-    assert not any(m.parent_msg_id in kernel._handshake_ids for m in received)  # handshake's own
+    assert not any(m.msg_type == "kernel_info_reply" for m in received)  # the handshake's own
     msg = kernel.msg_session.msg("execute_request", {"code": "print('hi')", "silent": False})
     kernel.send("shell", {**msg, "channel": "shell"})
     deadline = time.monotonic() + WAIT

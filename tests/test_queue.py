@@ -4,6 +4,8 @@ import asyncio
 
 import pytest
 
+from session_ext.records import session_model
+
 from .helpers import is_status, stream_text
 
 
@@ -196,7 +198,7 @@ async def test_status_is_busy_whenever_a_request_is_active(api, supervisor):
 
     async def watch():
         while watching:
-            model = session.to_json(pending_limit=0)
+            model = session_model(session, pending_limit=0)
             if model["execution_queue"]["active"] is not None and model["status"] != "busy":
                 inconsistent.append((model["status"], model["execution_queue"]["length"]))
             await asyncio.sleep(0)

@@ -9,6 +9,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..models import ExecuteRequest, bad_request, parse_connection_info, parse_restart
+from ..records import session_model
 from ..validation import validate
 from .base import SupervisorAPIHandler
 
@@ -26,7 +27,7 @@ class SessionsHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(READ)
     def get(self):
-        sessions = [s.to_json() for s in self.supervisor.all_sessions()]
+        sessions = [session_model(s) for s in self.supervisor.all_sessions()]
         self.write_json({"total": len(sessions), "sessions": sessions})
 
     @web.authenticated
@@ -42,7 +43,7 @@ class SessionHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(READ)
     def get(self, session_id):
-        self.write_json(self.supervisor.get(session_id).to_json())
+        self.write_json(session_model(self.supervisor.get(session_id)))
 
     @web.authenticated
     @authorized(EXECUTE)
