@@ -88,7 +88,7 @@ class ActiveSession(StatusMachine):
         self.kernel.on_output = self.router.process_output
         self.kernel.on_heartbeat = self._on_heartbeat
         self._lifecycle = asyncio.Lock()  # one start/restart/kill/shutdown at a time
-        self._reconnecting = False
+        self._reconnecting: asyncio.Task | None = None  # to jupyter_server's restarted kernel
 
     @property
     def session_id(self) -> str:
@@ -147,7 +147,9 @@ class ActiveSession(StatusMachine):
         if self.owned_by_server:
             # jupyter_server restarts its kernel; then we connect to the new process.
             await self.kernel.restart_server_kernel()
-            await self._reattach_after_restart()
+            self.on_kernel_restarted()
+            if self._reconnecting is not None:
+                await asyncio.shield(self._reconnecting)
             return
         async with self._lifecycle:
             if env is not None:
@@ -206,6 +208,8 @@ class ActiveSession(StatusMachine):
         try:
             kernel_info = await connect
         except BaseException as e:  # never left in `starting`
+            if not isinstance(e, StartupError):  # (a StartupError has cleaned up already)
+                self.kernel.detach()
             self.exit_code = getattr(e, "exit_code", None)
             self._set_status("exited", "start failed")
             raise
@@ -230,12 +234,9 @@ class ActiveSession(StatusMachine):
             return  # our own restart, or already on it
         if self.kernel.is_current_process():
             return
-        asyncio.ensure_future(self._reattach_after_restart())
+        self._reconnecting = asyncio.ensure_future(self._reattach_after_restart())
 
     async def _reattach_after_restart(self) -> None:
-        if self._reconnecting:
-            return
-        self._reconnecting = True
         try:
             async with self._lifecycle:
                 self.router.kernel_restarted()
@@ -250,7 +251,7 @@ class ActiveSession(StatusMachine):
                 self._set_status("idle", "restarted")
                 self.listener.session_updated(self)
         finally:
-            self._reconnecting = False
+            self._reconnecting = None
 
     # --- stopping ------------------------------------------------------------------------
 
@@ -274,14 +275,22 @@ class ActiveSession(StatusMachine):
 
     async def shutdown(self, reason: str = "shutdown") -> None:
         """Shut the kernel down gracefully (a kill after ``shutdown_wait`` seconds)."""
+        self._stop_reconnecting()
         async with self._lifecycle:
             if self.is_running:
                 await self._stop_kernel(now=False, reason=reason)
 
     async def detach_kernel(self) -> None:
         """The server is stopping in durable mode: let go of the kernel, leave it running."""
+        self._stop_reconnecting()
         async with self._lifecycle:
             self.kernel.detach()
+
+    def _stop_reconnecting(self) -> None:
+        """Waiting for jupyter_server's restarted kernel (that may never come up, or that
+        nobody talks to) must not hold up a shutdown."""
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
 
     async def _stop_kernel(self, now: bool, reason: str) -> None:
         self.on_kernel_exited(await self.kernel.stop(now), reason)

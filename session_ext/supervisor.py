@@ -255,7 +255,8 @@ class Supervisor:
         except StartupError as e:
             log.warning("Could not attach to the kernel of %s: %s", session.session_id, e)
         finally:
-            self._attaching.pop(session.session_id, None)
+            if self._attaching.get(session.session_id) is asyncio.current_task():
+                del self._attaching[session.session_id]  # (not a newer one of the same id)
 
     def forget_jupyter_session(self, session_id: str) -> None:
         """Stop mirroring a jupyter_server session (its kernel is the server's business)."""
@@ -275,8 +276,8 @@ class Supervisor:
             session.on_kernel_exited(None, "session closed")
 
     def _beside(self, work: Any) -> asyncio.Task:
-        """Work for jupyter_server's sessions that its requests do not wait for (cancelled
-        when the server stops)."""
+        """Work for jupyter_server's sessions that its requests do not wait for (finished,
+        or for attaching cancelled, when the server stops)."""
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -353,13 +354,15 @@ class Supervisor:
 
     async def stop(self, keep_kernels: bool) -> None:
         self.housekeeping.stop()
-        for task in list(self._background):
-            task.cancel()
+        for task in list(self._attaching.values()):
+            task.cancel()  # a kernel nobody talked to yet; letting go of one is quick: awaited
         await asyncio.gather(*self._background, return_exceptions=True)
-        if keep_kernels:
-            await asyncio.gather(*(s.detach_kernel() for s in self.all_sessions()), return_exceptions=True)
-        else:
-            await self.shutdown_all()
+        # jupyter_server's own kernels are its to shut down (its cleanup does): let go of them
+        stopping = [
+            s.detach_kernel() if keep_kernels or s.owned_by_server else s.shutdown("server shutdown")
+            for s in self.all_sessions()
+        ]
+        await asyncio.gather(*stopping, return_exceptions=True)
         self.writes.flush()
         await self.store.close()
 
