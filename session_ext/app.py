@@ -6,6 +6,7 @@ Loaded into any jupyter_server (``jupyter lab``, ``jupyter server``), or run hea
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import logging
 import os
@@ -258,15 +259,18 @@ class SessionExtApp(ExtensionApp):
         """The connection file and the handshake. A server whose handshake fails stops: the
         client that launched it can never learn its token."""
         state = self.server_state()
-        if self.connection_file:
-            write_connection_file(self.connection_file, state)
-        if self.handshake_socket:
-            try:
+        where = ""
+        try:
+            if self.connection_file:
+                where = f"Writing the connection file {self.connection_file}"
+                write_connection_file(self.connection_file, state)
+            if self.handshake_socket:
+                where = f"Handshake on {self.handshake_socket}"
                 await send_handshake(self.handshake_socket, state)
-            except (OSError, TimeoutError) as e:
-                self.log.critical("Handshake on %s failed: %s", self.handshake_socket, e)
-                if self.standalone:
-                    self.serverapp.exit(1)
+        except (OSError, asyncio.TimeoutError) as e:  # (not TimeoutError's subclass on 3.10)
+            self.log.critical("%s failed: %s", where, e)
+            if self.standalone:
+                self.serverapp.exit(1)
 
     def shutdown_requested(self) -> None:
         """POST /shutdown: the kernels are down; the standalone server stops too."""

@@ -85,3 +85,21 @@ def bytes_sent(stream: Any) -> int:
     """How many of them the socket took (``_total_write_done_index``): when a connection
     dies, what tornado still held never left the server and can go to the next client."""
     return stream._total_write_done_index
+
+
+def user_identified(handler: Any) -> bool:
+    """Whether jupyter_server's identity provider knew the requester (JupyterHandler.prepare
+    keeps it in ``_jupyter_current_user``; ``current_user`` itself would fall back to
+    tornado's cookie lookup): an unknown one is answered 401, a refused known one 403."""
+    return bool(getattr(handler, "_jupyter_current_user", None))
+
+
+def request_prepared(handler: Any) -> bool:
+    """Whether tornado finished ``prepare`` (``RequestHandler._prepared``): a request refused
+    before its body was read gets ``Connection: close``."""
+    return getattr(handler, "_prepared", True)
+
+
+def response_finished(handler: Any) -> bool:
+    """Whether tornado already sent the response (``RequestHandler._finished``)."""
+    return handler._finished

@@ -150,26 +150,27 @@ class KernelProcess:
         self.process_id = provisioning.local_pid(km)
         self.output = self._open_output()
 
-    async def attach_server_kernel(self) -> None:
+    async def wait_for_server_kernel(self, wanted: Callable[[], bool]) -> bool:
         """The kernel jupyter_server started (or restarted) for its session, once it is
-        ready (a pending kernel has no ports yet); ``handshake`` connects."""
-        km = self.mkm.get_kernel(self.kernel_id)
-        ready = km.ready  # jupyter_client's: asyncio's or concurrent.futures' Future
+        ready (a pending kernel has no ports yet) and once a client has talked to it:
+        jupyter_server reports a kernel nobody has talked to as `starting` (its clients'
+        nudge makes it idle), and our handshake must not be the first to talk, or
+        /api/kernels would say what stock never says. False once no longer ``wanted``."""
         try:
+            km = self.mkm.get_kernel(self.kernel_id)
+            ready = km.ready  # jupyter_client's: asyncio's or concurrent.futures' Future
             await (asyncio.wrap_future(ready) if isinstance(ready, ConcurrentFuture) else ready)
         except Exception as e:
             raise StartupError(
                 PROCESS_START_FAILED, f"jupyter_server could not start the kernel: {e}", None, ""
             ) from None
+        while wanted() and jupyter.reported_starting(km):
+            await asyncio.sleep(0.1)
+        if not wanted():
+            return False
         self.km = km
         self.process_id = provisioning.local_pid(km)
-        if self.conn is None:
-            await self._connect()
-        # jupyter_server reports a kernel nobody has talked to as `starting` (its clients'
-        # nudge makes it idle): our handshake must not be the first to talk, or /api/kernels
-        # would say what stock never says. Our sockets listen meanwhile.
-        while jupyter.reported_starting(km):
-            await asyncio.sleep(0.1)
+        return True
 
     def is_current_process(self) -> bool:
         """Connected to the process jupyter_server runs now (not one it replaced)."""

@@ -174,14 +174,20 @@ class ActiveSession(StatusMachine):
             self.kernel.adopt(connection_info)
             return await self._starting("adopt", self._handshake())
 
-    async def attach_server_kernel(self) -> None:
-        """Attach to the kernel jupyter_server started for this (notebook/console) session."""
+    async def attach_server_kernel(self, reason: str = "attach") -> None:
+        """Attach to the kernel jupyter_server started (or restarted) for this notebook or
+        console session. Its readiness is waited for outside the lifecycle lock: a shutdown
+        meanwhile wins."""
+        self._set_status("starting", reason)
+        try:
+            if not await self.kernel.wait_for_server_kernel(lambda: self.status == "starting"):
+                return
+        except StartupError:
+            self._set_status("exited", "start failed")
+            raise
         async with self._lifecycle:
-            await self._starting("attach", self._attach_and_handshake())
-
-    async def _attach_and_handshake(self) -> dict[str, Any]:
-        await self.kernel.attach_server_kernel()  # waits for a pending kernel
-        return await self._handshake()
+            if self.status == "starting":
+                await self._starting(reason, self._handshake())
 
     async def reattach(self, data: dict[str, Any]) -> None:
         """Durable mode: connect again to the kernel an earlier server left running.
@@ -240,16 +246,9 @@ class ActiveSession(StatusMachine):
         try:
             async with self._lifecycle:
                 self.router.kernel_restarted()
-                self._set_status("starting", "restart")
-                try:
-                    self.kernel_info = await self._attach_and_handshake()
-                except StartupError as e:
-                    self.exit_code = e.exit_code
-                    self._set_status("exited", "start failed")
-                    return
-                self.router.kernel_ready()
-                self._set_status("idle", "restarted")
-                self.listener.session_updated(self)
+            await self.attach_server_kernel("restart")
+        except StartupError:
+            pass  # `exited`, and said why
         finally:
             self._reconnecting = None
 

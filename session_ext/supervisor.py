@@ -13,7 +13,7 @@ from typing import Any
 
 from . import __version__, mirror
 from .events import EventBus
-from .launch import check_program, load_kernelspec
+from .launch import check_program, kernel_env, load_kernelspec
 from .models import (
     SESSION_EXISTS,
     SESSION_RUNNING,
@@ -22,7 +22,6 @@ from .models import (
     StartupError,
     SupervisorConfig,
     SupervisorError,
-    apply_env_actions,
     bad_request,
     not_found,
     parse_new_session,
@@ -120,7 +119,7 @@ class Supervisor:
             fields["argv"], fields["kernel_name"], fields["startup_environment"], fields["env"]
         )
         if fields["argv"]:  # empty: a session for adopting a kernel started elsewhere
-            env = apply_env_actions(dict(os.environ), fields["env"])
+            env = kernel_env(fields["env"], self.config.secrets)  # as at launch
             check_program(fields["argv"], env, fields["working_directory"])
         return ActiveSession(SessionSpec(**fields), self.config, self.kernel_manager, self)
 

@@ -77,3 +77,14 @@ async def test_kernels_state_after_patching_a_session_onto_a_new_kernel(api, jp_
     assert (await api.wait_status(model["id"], "idle"))["kernel_id"] == new_kernel
     ws.conn.close()
     await jp_fetch("api", "sessions", model["id"], method="DELETE")
+
+
+async def test_a_session_nobody_talked_to_yet_shuts_down_at_once(api, jp_fetch):
+    """Waiting for a client to talk to the kernel never holds up a shutdown."""
+    model = await open_notebook(jp_fetch, path="untouched.ipynb")
+    assert (await api.session(model["id"]))["status"] == "starting"
+    began = time.monotonic()
+    await api.ok("DELETE", f"sessions/{model['id']}", params={"force": "true"}, timeout=20)
+    assert time.monotonic() - began < 15
+    assert (await api.call("GET", f"sessions/{model['id']}")).code == 404
+    await jp_fetch("api", "sessions", model["id"], method="DELETE", raise_error=False)

@@ -10,6 +10,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
+from .. import jupyter
 from ..models import SupervisorError, bad_request
 from ..validation import loads
 
@@ -47,7 +48,7 @@ class JSONErrorsMixin:
             body = {"code": HTTP_CODES.get(status_code, str(status_code)), "message": message}
         if status_code == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
-        if not getattr(self, "_prepared", True):
+        if not jupyter.request_prepared(self):
             # Refused in prepare, before the (streamed) body was read: tornado then drops
             # the connection after this answer; say so, or a keep-alive client (node's agent)
             # sends its next request into a closed socket ("socket hang up").
@@ -57,7 +58,7 @@ class JSONErrorsMixin:
 
     def authenticated(self) -> bool:
         """Whether the identity provider knew the requester (set by jupyter_server's prepare)."""
-        return bool(getattr(self, "_jupyter_current_user", None))
+        return jupyter.user_identified(self)
 
     def allowed_methods(self) -> list[str]:
         """The methods this handler class implements (tornado's defaults answer 405)."""
@@ -70,7 +71,7 @@ class JSONErrorsMixin:
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, SupervisorError):
             # An expected refusal: answer it without logging a traceback.
-            if not self._finished:
+            if not jupyter.response_finished(self):
                 self.send_error(e.status, exc_info=(type(e), e, None))
             return
         super()._handle_request_exception(e)

@@ -26,19 +26,20 @@ PROBE = "tests/services/test_zz_session_ext_probe.py"
 # Tests the environment (not the extension) makes fail in both runs, and why.
 ENVIRONMENT_FAILURES = {
     "tests.services.kernels.test_connection::test_websocket_connection": (
-        "its mock HTTPServerRequest has no `protocol`, which this tornado's handler reads"
+        "its mock HTTPServerRequest passes method/uri/version, which this tornado deprecates; "
+        "upstream turns warnings into errors"
     ),
     "tests.services.kernels.test_connection::test_nudge_cleanup_closes_transient_channels_when_iopub_closed": (
-        "same mock request as test_websocket_connection"
+        "the same mock request as test_websocket_connection"
     ),
     "tests.services.kernels.test_connection::test_no_fd_leak_on_buffer_restore_with_port_change": (
-        "same mock request as test_websocket_connection"
+        "the same mock request as test_websocket_connection"
     ),
     "tests.services.kernels.test_connection::test_no_fd_leak_on_disconnect_with_orphaned_kernel_info_channel": (
-        "same mock request as test_websocket_connection"
+        "the same mock request as test_websocket_connection"
     ),
     "tests.services.kernels.test_connection::test_disconnect_resolves_orphaned_kernel_info_future": (
-        "same mock request as test_websocket_connection"
+        "the same mock request as test_websocket_connection"
     ),
 }
 
