@@ -145,8 +145,9 @@ def configure(args: argparse.Namespace) -> tuple[Config, list[str], str]:
     if args.idle_shutdown_hours is not None and not 0 <= args.idle_shutdown_hours <= 65535:
         raise UsageError("--idle-shutdown-hours must be between 0 and 65535")
     level = log_level(args.log_level)
-    token = read_token(args.token)
     socket_dir = os.path.abspath(args.socket_dir or default_socket_dir())
+    db_path = free_db_path(jupyter_runtime_dir())
+    token = read_token(args.token)  # last: it deletes the file, so no check may fail after it
 
     c = Config()
     c.IdentityProvider.token = token
@@ -156,7 +157,7 @@ def configure(args: argparse.Namespace) -> tuple[Config, list[str], str]:
     c.ServerApp.log_level = LOG_LEVELS[level]
     app = c.SessionExtApp
     app.keep_kernels_on_shutdown = True
-    app.db_path = free_db_path(jupyter_runtime_dir())
+    app.db_path = db_path
     app.resource_sample_interval_ms = args.resource_sample_interval
     app.idle_shutdown_hours = -1 if args.idle_shutdown_hours is None else args.idle_shutdown_hours
     app.log_path = os.path.abspath(args.log_file) if args.log_file else ""

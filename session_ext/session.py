@@ -89,6 +89,7 @@ class ActiveSession(StatusMachine):
         self.kernel.on_heartbeat = self._on_heartbeat
         self._lifecycle = asyncio.Lock()  # one start/restart/kill/shutdown at a time
         self._reconnecting: asyncio.Task | None = None  # to jupyter_server's restarted kernel
+        self._tasks: set[asyncio.Task] = set()
 
     @property
     def session_id(self) -> str:
@@ -390,7 +391,9 @@ class ActiveSession(StatusMachine):
 
     def request_finished(self, request: QueuedRequest) -> None:
         if self.kernel.process_id is not None:
-            asyncio.ensure_future(self._check_working_directory())
+            task = asyncio.ensure_future(self._check_working_directory())
+            self._tasks.add(task)  # held until done: a bare task may be collected mid-way
+            task.add_done_callback(self._tasks.discard)
 
     def history_added(self, entry: dict[str, Any]) -> None:
         self.listener.history_added(self, entry)
