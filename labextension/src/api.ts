@@ -33,6 +33,28 @@ export interface IQueueResponse {
   length: number;
 }
 
+/** One cell's latest execution, as `GET /sessions/{id}/cells` returns it. */
+export interface ICellExecution {
+  cell_id: string;
+  msg_id: string;
+  code: string;
+  status: 'queued' | 'running' | 'ok' | 'error' | 'aborted';
+  execution_count: number | null;
+  /** nbformat v4 outputs (a size-bound marker first when outputs_dropped > 0). */
+  outputs: Record<string, unknown>[];
+  outputs_dropped?: number;
+  queued_at: number;
+  started_at?: number | null;
+  finished_at?: number | null;
+  reason?: string;
+}
+
+export interface ICellsResponse {
+  session_id: string;
+  notebook_uri: string | null;
+  cells: ICellExecution[];
+}
+
 export class SupervisorClient {
   constructor(settings?: ServerConnection.ISettings) {
     this.settings = settings ?? ServerConnection.makeSettings();
@@ -83,6 +105,13 @@ export class SupervisorClient {
 
   getQueue(sessionId: string): Promise<IQueueResponse> {
     return this._request<IQueueResponse>(['sessions', sessionId, 'queue'], {
+      method: 'GET'
+    });
+  }
+
+  /** What each notebook cell's latest execution produced (kept by the server). */
+  getCells(sessionId: string): Promise<ICellsResponse> {
+    return this._request<ICellsResponse>(['sessions', sessionId, 'cells'], {
       method: 'GET'
     });
   }

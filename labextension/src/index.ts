@@ -1,6 +1,7 @@
 /**
  * session_ext's JupyterLab plugin: one store fed by the /supervisor/events
- * websocket, shown by the "Kernel Sessions" sidebar and a status bar item.
+ * websocket, shown by the "Kernel Sessions" sidebar and a status bar item;
+ * and notebooks get back the outputs their cells produced while closed.
  */
 import {
   ILabShell,
@@ -15,6 +16,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { SupervisorClient } from './api';
 import { EventStream } from './events';
 import { SessionStore } from './model';
+import { restoreNotebookOutputs } from './notebookRestore';
 import { SessionsPanel } from './panel';
 import { SessionStatusItem } from './statusbar';
 
@@ -62,6 +64,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => app.shell.activateById(PANEL_ID)
     });
     palette?.addItem({ command: SHOW_COMMAND, category: 'Kernel' });
+
+    if (tracker) {
+      restoreNotebookOutputs(tracker, client);
+    }
 
     if (tracker && statusBar) {
       const item = new SessionStatusItem({
