@@ -28,6 +28,9 @@ import pytest
 from ..helpers import http_json
 
 HERE = Path(__file__).resolve().parent
+# This tree's labextension build (`jlpm build` in labextension/ writes it here): the test
+# server serves it rather than whichever build the environment has installed.
+BUILT_LABEXTENSION = HERE.parents[1] / "session_ext" / "labextension"
 ARTIFACTS = HERE / "artifacts"  # git-ignored; screenshots, server log, browser console
 CHROMIUM = os.environ.get("SESSION_EXT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -81,6 +84,11 @@ class LabServer:
         (settings / "notification.jupyterlab-settings").write_text(
             json.dumps({"fetchNews": "false", "checkForUpdates": False})
         )
+        if (BUILT_LABEXTENSION / "package.json").is_file():
+            name = json.loads((BUILT_LABEXTENSION / "package.json").read_text())["name"]
+            labextensions = self.data_dir / "labextensions"  # searched before sys.prefix's
+            labextensions.mkdir(exist_ok=True)
+            (labextensions / name).symlink_to(BUILT_LABEXTENSION, target_is_directory=True)
         if self.disabled_extensions:
             labconfig = self.config_dir / "labconfig"
             labconfig.mkdir(exist_ok=True)
