@@ -84,10 +84,11 @@ class LabServer:
         (settings / "notification.jupyterlab-settings").write_text(
             json.dumps({"fetchNews": "false", "checkForUpdates": False})
         )
+        jupyter_path = self.workdir / "jupyter-path"  # JUPYTER_PATH: searched first
         if (BUILT_LABEXTENSION / "package.json").is_file():
             name = json.loads((BUILT_LABEXTENSION / "package.json").read_text())["name"]
-            labextensions = self.data_dir / "labextensions"  # searched before sys.prefix's
-            labextensions.mkdir(exist_ok=True)
+            labextensions = jupyter_path / "labextensions"
+            labextensions.mkdir(parents=True, exist_ok=True)
             (labextensions / name).symlink_to(BUILT_LABEXTENSION, target_is_directory=True)
         if self.disabled_extensions:
             labconfig = self.config_dir / "labconfig"
@@ -101,6 +102,9 @@ class LabServer:
             "JUPYTER_CONFIG_DIR": str(self.config_dir),
             "JUPYTER_DATA_DIR": str(self.data_dir),
             "IPYTHONDIR": str(self.workdir / "ipython"),
+            "JUPYTER_PATH": os.pathsep.join(
+                p for p in (str(jupyter_path), os.environ.get("JUPYTER_PATH", "")) if p
+            ),
         }
         jupyter = str(Path(sys.executable).with_name("jupyter"))
         self.log = open(self.log_path, "ab")

@@ -189,6 +189,17 @@ def notice(page, text: str):
     return page.locator(".Toastify__toast").filter(has_text=text)
 
 
+def settled(toast) -> None:
+    """Until the toast has slid fully into view (for the screenshot)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        box = toast.bounding_box()
+        if box and box["x"] + box["width"] <= VIEWPORT["width"]:
+            time.sleep(0.3)  # the end of the animation
+            return
+        time.sleep(0.1)
+
+
 @pytest.mark.timeout(180)
 def test_cells_run_while_closed_are_restored(browser, lab, artifacts):
     save(lab, notebook(("slow", SLOW), ("second", 'print("marker-2")'), ("third", 'print("marker-3")')))
@@ -202,7 +213,9 @@ def test_cells_run_while_closed_are_restored(browser, lab, artifacts):
     for i, marker in enumerate(["done-1", "marker-2", "marker-3"]):
         expect(output(page, i)).to_have_text(marker)
         expect(prompt(page, i)).to_have_text(f"[{i + 1}]:")
-    expect(notice(page, "3 cells ran while this notebook was closed; outputs restored")).to_be_visible()
+    toast = notice(page, "3 cells ran while this notebook was closed; outputs restored")
+    expect(toast).to_be_visible()
+    settled(toast)
     page.screenshot(path=artifacts / "restored.png")
     if os.environ.get("SESSION_EXT_UPDATE_SCREENSHOT") or not README_SCREENSHOT.exists():
         shutil.copy(artifacts / "restored.png", README_SCREENSHOT)
