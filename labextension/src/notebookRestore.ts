@@ -13,7 +13,9 @@
  */
 import { Notification } from '@jupyterlab/apputils';
 import type { CodeCell, ICodeCellModel } from '@jupyterlab/cells';
+import type { DocumentRegistry } from '@jupyterlab/docregistry';
 import {
+  INotebookModel,
   INotebookTracker,
   NotebookActions,
   NotebookPanel
@@ -42,10 +44,19 @@ export function restoreNotebookOutputs(
   notify: (message: string) => void = message =>
     void Notification.info(message, { autoClose: 8000 })
 ): void {
-  const attached = new WeakMap<NotebookPanel, PanelRestore>();
+  // One per document: views of the same notebook share its model and kernel.
+  const attached = new WeakMap<
+    DocumentRegistry.IContext<any>,
+    NotebookRestore
+  >();
   const attach = (panel: NotebookPanel) => {
-    if (!attached.has(panel)) {
-      attached.set(panel, new PanelRestore(panel, client, notify));
+    const context = panel.context;
+    if (!attached.has(context)) {
+      const views = () => tracker.filter(p => p.context === context);
+      attached.set(
+        context,
+        new NotebookRestore(context, views, client, notify)
+      );
     }
   };
   tracker.forEach(attach);
@@ -54,26 +65,27 @@ export function restoreNotebookOutputs(
   NotebookActions.executionScheduled.connect((_, { notebook, cell }) => {
     const panel = notebook.parent;
     if (panel instanceof NotebookPanel) {
-      attached.get(panel)?.release(cell.model as ICodeCellModel);
+      attached.get(panel.context)?.release(cell.model as ICodeCellModel);
     }
   });
 }
 
-class PanelRestore {
+class NotebookRestore {
   constructor(
-    private readonly panel: NotebookPanel,
+    private readonly context: DocumentRegistry.IContext<INotebookModel>,
+    private readonly views: () => NotebookPanel[],
     private readonly client: SupervisorClient,
     private readonly notify: (message: string) => void
   ) {
-    const sessionContext = panel.sessionContext;
+    const sessionContext = context.sessionContext;
     sessionContext.kernelChanged.connect(this._onKernelChanged, this);
     sessionContext.connectionStatusChanged.connect(this._onConnection, this);
     sessionContext.statusChanged.connect(this._onStatus, this);
     this._listen(sessionContext.session?.kernel ?? null);
-    void Promise.all([panel.context.ready, sessionContext.ready]).then(() =>
+    void Promise.all([context.ready, sessionContext.ready]).then(() =>
       this._schedule()
     );
-    panel.disposed.connect(() => {
+    context.disposed.connect(() => {
       this._listen(null);
       this._live.abandonAll();
       this._disposed = true;
@@ -161,13 +173,13 @@ class PanelRestore {
   }
 
   private async _restore(): Promise<void> {
-    await this.panel.context.ready;
-    const session = this.panel.sessionContext.session;
-    const model = this.panel.content.model;
+    await this.context.ready;
+    const session = this.context.sessionContext.session;
+    const model = this.context.model;
     if (this._disposed || !session?.kernel || !model) {
       return;
     }
-    if (this.panel.context.model.collaborative) {
+    if (model.collaborative) {
       return; // real-time collaboration: see the module comment
     }
     this._buffer = [];
@@ -185,9 +197,7 @@ class PanelRestore {
       return;
     }
     const models = this._codeCells();
-    const saved = Date.parse(
-      this.panel.context.contentsModel?.last_modified ?? ''
-    );
+    const saved = Date.parse(this.context.contentsModel?.last_modified ?? '');
     const plan = planRestore({
       cells: [...models.values()].map(entry => entry.state),
       executions,
@@ -225,7 +235,7 @@ class PanelRestore {
     { model: ICodeCellModel; state: ICellState }
   > {
     const own = new Map<ICodeCellModel, string | null>();
-    for (const widget of this.panel.content.widgets) {
+    for (const widget of this.views().flatMap(view => view.content.widgets)) {
       if (widget.model.type === 'code') {
         const future = (widget as CodeCell).outputArea?.future;
         own.set(
@@ -238,7 +248,7 @@ class PanelRestore {
       string,
       { model: ICodeCellModel; state: ICellState }
     >();
-    for (const cell of this.panel.content.model?.cells ?? []) {
+    for (const cell of this.context.model.cells) {
       if (cell.type !== 'code') {
         continue;
       }
@@ -300,7 +310,7 @@ class PanelRestore {
       return;
     }
     const target = this._targets.get(model);
-    const session = this.panel.sessionContext.session;
+    const session = this.context.sessionContext.session;
     // Still ours: not run again by the user (release), nor restored anew.
     const ours = () => !model.isDisposed && this._targets.get(model) === target;
     for (let i = 0; i < RECONCILE_TRIES && session && target; i++) {
