@@ -10,6 +10,7 @@ hot path of consoles and other sessions never reaches this module.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -30,20 +31,56 @@ def _size(output: dict[str, Any]) -> int:
     return len(json.dumps(output, default=str))
 
 
+class _Output:
+    """One output; a stream's text kept as chunks (appending to one long string per message
+    would copy it each time)."""
+
+    __slots__ = ("chunks", "display_id", "output", "size")
+
+    def __init__(self, output: dict[str, Any], display_id: str | None = None):
+        self.output = output
+        self.display_id = display_id
+        self.chunks: deque[str] | None = None
+        if output["output_type"] == "stream":
+            self.chunks = deque([output.pop("text")])
+        self.size = _size(output) + (len(self.chunks[0]) if self.chunks else 0)
+
+    def append_text(self, text: str) -> None:
+        self.chunks.append(text)
+        self.size += len(text)
+
+    def drop_text(self, count: int) -> None:
+        """Drop the first ``count`` characters of a stream's text."""
+        self.size -= count
+        while count:
+            first = self.chunks[0]
+            if len(first) <= count:
+                self.chunks.popleft()
+                count -= len(first)
+            else:
+                self.chunks[0] = first[count:]
+                count = 0
+
+    def to_json(self) -> dict[str, Any]:
+        if self.chunks is None:
+            return self.output
+        if len(self.chunks) > 1:
+            self.chunks = deque(["".join(self.chunks)])
+        return {**self.output, "text": self.chunks[0] if self.chunks else ""}
+
+
 class CellExecution:
     """The latest execution of one cell."""
 
     __slots__ = (
         "_clear_on_next",
-        "_display_ids",
-        "_sizes",
+        "_outputs",
         "cell_id",
         "chars_dropped",
         "code",
         "execution_count",
         "finished_at",
         "msg_id",
-        "outputs",
         "outputs_dropped",
         "queued_at",
         "reason",
@@ -58,9 +95,7 @@ class CellExecution:
         self.code = code
         self.status = "queued"
         self.execution_count: int | None = None
-        self.outputs: list[dict[str, Any]] = []
-        self._sizes: list[int] = []  # bytes of each output, same order
-        self._display_ids: list[str | None] = []  # transient display_id of each output
+        self._outputs: list[_Output] = []
         self.size = len(code)  # bytes of code and outputs
         self.outputs_dropped = 0
         self.chars_dropped = 0  # of a stream output too large on its own
@@ -71,55 +106,51 @@ class CellExecution:
         self._clear_on_next = False  # clear_output(wait=True): clear when the next one comes
 
     @property
+    def outputs(self) -> list[dict[str, Any]]:
+        return [o.to_json() for o in self._outputs]
+
+    @property
     def _marked(self) -> bool:
-        """Whether outputs[0] is the marker of dropped output."""
+        """Whether the first output is the marker of dropped output."""
         return bool(self.outputs_dropped or self.chars_dropped)
 
-    def _append(self, output: dict[str, Any], display_id: str | None) -> None:
-        size = _size(output)
-        self.outputs.append(output)
-        self._sizes.append(size)
-        self._display_ids.append(display_id)
-        self.size += size
+    def _insert(self, index: int, output: _Output) -> None:
+        self._outputs.insert(index, output)
+        self.size += output.size
 
     def _pop(self, index: int) -> None:
-        self.size -= self._sizes.pop(index)
-        del self.outputs[index]
-        del self._display_ids[index]
+        self.size -= self._outputs.pop(index).size
 
     def add(self, output: dict[str, Any], display_id: str | None = None) -> None:
         if self._clear_on_next:
             self.clear()
-        last = self.outputs[-1] if len(self.outputs) > int(self._marked) else None
+        last = self._outputs[-1] if len(self._outputs) > int(self._marked) else None
         if (
             output["output_type"] == "stream"
             and last is not None
-            and last["output_type"] == "stream"
-            and last["name"] == output["name"]
+            and last.chunks is not None
+            and last.output["name"] == output["name"]
         ):
-            last["text"] += output["text"]
-            self._sizes[-1] += len(output["text"])
+            last.append_text(output["text"])
             self.size += len(output["text"])
             return
-        self._append(output, display_id)
+        self._insert(len(self._outputs), _Output(output, display_id))
 
     def clear(self, wait: bool = False) -> None:
         if wait:
             self._clear_on_next = True
             return
         self._clear_on_next = False
-        self.outputs, self._sizes, self._display_ids = [], [], []
+        self._outputs = []
         self.size = len(self.code)
         self.outputs_dropped = self.chars_dropped = 0
 
     def update_display(self, display_id: str, data: dict, metadata: dict) -> bool:
         changed = False
-        for i, known in enumerate(self._display_ids):
-            if known == display_id:
-                self.outputs[i] = {**self.outputs[i], "data": data, "metadata": metadata}
-                size = _size(self.outputs[i])
-                self.size += size - self._sizes[i]
-                self._sizes[i] = size
+        for i, known in enumerate(self._outputs):
+            if known.display_id == display_id:
+                self._pop(i)
+                self._insert(i, _Output({**known.output, "data": data, "metadata": metadata}, display_id))
                 changed = True
         return changed
 
@@ -130,17 +161,19 @@ class CellExecution:
         if self.size <= limit:
             return
         first = int(self._marked)
-        while len(self.outputs) > first and self.size > limit:
+        while len(self._outputs) > first and self.size > limit:
             excess = self.size - limit
-            output = self.outputs[first]
-            if len(self.outputs) == first + 1 and output["output_type"] == "stream" and len(output["text"]) > excess:
-                output["text"] = output["text"][excess:]
-                self._sizes[first] -= excess
+            oldest = self._outputs[first]
+            text = oldest.size - _size(oldest.output) if oldest.chunks is not None else 0
+            if len(self._outputs) == first + 1 and text > excess:
+                oldest.drop_text(excess)
                 self.size -= excess
                 self.chars_dropped += excess
             else:
                 self._pop(first)
                 self.outputs_dropped += 1
+        if first:
+            self._pop(0)
         marker = {
             "output_type": "stream",
             "name": "stderr",
@@ -148,12 +181,7 @@ class CellExecution:
             f"{self.chars_dropped} characters of this cell's output were dropped to stay "
             "within the output limit]\n",
         }
-        if first:
-            self._pop(0)
-        self.outputs.insert(0, marker)
-        self._sizes.insert(0, _size(marker))
-        self._display_ids.insert(0, None)
-        self.size += self._sizes[0]
+        self._insert(0, _Output(marker))
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -174,18 +202,23 @@ class CellExecution:
 
     def record(self) -> dict[str, Any]:
         """What the store keeps (the API view plus the display ids of the outputs)."""
-        return {**self.to_json(), "display_ids": self._display_ids, "chars_dropped": self.chars_dropped}
+        return {
+            **self.to_json(),
+            "display_ids": [o.display_id for o in self._outputs],
+            "chars_dropped": self.chars_dropped,
+        }
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> CellExecution:
         cell = cls(data["cell_id"], data["msg_id"], data.get("code", ""), data["queued_at"])
         cell.status = data["status"]
         cell.execution_count = data.get("execution_count")
-        cell.outputs = list(data.get("outputs") or [])
-        cell._sizes = [_size(o) for o in cell.outputs]
-        cell.size = len(cell.code) + sum(cell._sizes)
+        outputs = list(data.get("outputs") or [])
         ids = list(data.get("display_ids") or [])
-        cell._display_ids = ids if len(ids) == len(cell.outputs) else [None] * len(cell.outputs)
+        if len(ids) != len(outputs):
+            ids = [None] * len(outputs)
+        for output, display_id in zip(outputs, ids):
+            cell._insert(len(cell._outputs), _Output(dict(output), display_id))
         cell.outputs_dropped = data.get("outputs_dropped", 0)
         cell.chars_dropped = data.get("chars_dropped", 0)
         cell.started_at = data.get("started_at")
