@@ -241,6 +241,7 @@ class WsClient(Client):
     """A websocket whose frames are whole Jupyter messages as JSON text."""
 
     envelope: ClassVar[dict[str, Any]] = {}  # extra top-level fields of a frame
+    metadata: ClassVar[dict[str, Any]] = {}  # of every execute_request
 
     def __init__(self, url: str, token: str, transport: str = "websockets"):
         super().__init__()
@@ -254,6 +255,7 @@ class WsClient(Client):
     async def send(self, msg_id: str, code: str) -> None:
         msg = execute_request(msg_id, code)
         msg["channel"] = "shell"
+        msg["metadata"] = self.metadata
         msg.update(self.envelope)
         await self.ws.send_text(json.dumps(msg))
 
@@ -309,3 +311,11 @@ class OursWsClient(WsClient):
 
     def __init__(self, ws_base: str, session_id: str, token: str, transport: str = "websockets"):
         super().__init__(f"{ws_base}/supervisor/sessions/{session_id}/channels", token, transport)
+
+
+class OursNotebookWsClient(OursWsClient):
+    """Our channels websocket on a notebook session, each request from one notebook cell (as
+    JupyterLab sends it: ``metadata.cellId``), so the supervisor keeps the cell's outputs."""
+
+    name = "ours_ws_nb"
+    metadata: ClassVar[dict[str, Any]] = {"cellId": "bench-cell"}

@@ -14,7 +14,9 @@ Paths, each on its own kernel:
   POST /api/kernels, which session_ext does not supervise (pure stock);
 - ``stock_ws``: the same websocket on a session's kernel (session_ext's jupyter_server
   integration queues its execute_requests; iopub stays stock);
-- ``ours_ws``: /supervisor/sessions/{id}/channels.
+- ``ours_ws``: /supervisor/sessions/{id}/channels;
+- ``ours_ws_nb``: the same on a notebook session, each request from one cell
+  (``metadata.cellId``): the supervisor also keeps the cell's outputs.
 
 Both jupyter_server websockets use the legacy JSON protocol (no subprotocol), what most
 clients speak. Results go to benchmarks/results/latest.json and stdout.
@@ -35,7 +37,7 @@ from typing import Any
 import psutil
 
 from . import measure
-from .clients import OursWsClient, StockWsClient, ZmqClient
+from .clients import OursNotebookWsClient, OursWsClient, StockWsClient, ZmqClient
 from .measure import Meter, Path
 from .report import machine, tables
 from .server import SupervisorServer
@@ -47,6 +49,7 @@ LABELS = {
     "stock_ws_plain": "stock jupyter_server ws, plain kernel",
     "stock_ws": "jupyter_server ws, session kernel",
     "ours_ws": "ours (channels ws)",
+    "ours_ws_nb": "ours (channels ws), notebook cell kept",
 }
 
 
@@ -94,10 +97,13 @@ async def bench(server: SupervisorServer, args: argparse.Namespace) -> dict[str,
     server_proc = psutil.Process(server.proc.pid)
 
     log("starting kernels ...")
-    names = ["zmq", "stock_ws", "ours_ws"]
+    names = ["zmq", "stock_ws", "ours_ws", "ours_ws_nb"]
+    modes = {"ours_ws_nb": "notebook"}
     sessions = {}
     for name in names:  # one at a time: parallel starts race for ports
-        sessions[name] = await asyncio.to_thread(server.start_session, f"bench-{name}")
+        sessions[name] = await asyncio.to_thread(
+            server.start_session, f"bench-{name}", session_mode=modes.get(name, "console")
+        )
     plain_id = plain_pid = None
     plain_supervised = False
     if not args.no_plain:
@@ -111,6 +117,9 @@ async def bench(server: SupervisorServer, args: argparse.Namespace) -> dict[str,
             server.ws_base, sessions["stock_ws"]["kernel_id"], server.token, args.ws_client
         ),
         "ours_ws": OursWsClient(server.ws_base, "bench-ours_ws", server.token, args.ws_client),
+        "ours_ws_nb": OursNotebookWsClient(
+            server.ws_base, "bench-ours_ws_nb", server.token, args.ws_client
+        ),
     }
     pids = {name: sessions[name]["process_id"] for name in names}
     if plain_id is not None:
@@ -118,7 +127,9 @@ async def bench(server: SupervisorServer, args: argparse.Namespace) -> dict[str,
             server.ws_base, plain_id, server.token, args.ws_client
         )
         pids["stock_ws_plain"] = plain_pid
-    order = [n for n in ("zmq", "stock_ws_plain", "stock_ws", "ours_ws") if n in clients]
+    order = [
+        n for n in ("zmq", "stock_ws_plain", "stock_ws", "ours_ws", "ours_ws_nb") if n in clients
+    ]
 
     paths: dict[str, Path] = {}
     try:

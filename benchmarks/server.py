@@ -157,9 +157,12 @@ class SupervisorServer:
 
     # --- kernels -----------------------------------------------------------------------
 
-    def start_session(self, session_id: str, kernel_name: str = "python3") -> dict[str, Any]:
+    def start_session(
+        self, session_id: str, kernel_name: str = "python3", **fields: Any
+    ) -> dict[str, Any]:
         """Create and start a supervisor session; returns its model (kernel_id, process_id)."""
-        self.ok("PUT", f"/{API}/sessions", {"session_id": session_id, "kernel_name": kernel_name})
+        body = {"session_id": session_id, "kernel_name": kernel_name, **fields}
+        self.ok("PUT", f"/{API}/sessions", body)
         for attempt in range(3):
             # A kernel can lose the race for the ports jupyter_client picked for it (another
             # process took one meanwhile): the start fails, and a second one usually works.

@@ -137,6 +137,18 @@ class SessionExtApp(ExtensionApp):
         help="Which argv a NewSession may run: any program, or only installed kernelspecs.",
     )
     history_size = Int(1000, config=True, help="Execution history entries kept per session.")
+    max_cell_output_bytes = Int(
+        2 * 1024 * 1024,
+        config=True,
+        help="Outputs kept of a notebook cell's latest execution (bytes of JSON); past it the "
+        "oldest go and a marker output says how many.",
+    )
+    max_notebook_output_bytes = Int(
+        32 * 1024 * 1024,
+        config=True,
+        help="Outputs kept of all the cells of one notebook session (bytes of JSON); past it "
+        "the oldest cells' outputs go first.",
+    )
     max_body_bytes = Int(
         4 * 1024 * 1024, config=True, help="Largest request body accepted (bytes); 413 past it."
     )
@@ -166,6 +178,8 @@ class SessionExtApp(ExtensionApp):
             heartbeat_timeout=self.heartbeat_timeout,
             shutdown_wait=self.shutdown_wait,
             history_size=self.history_size,
+            max_cell_output_bytes=self.max_cell_output_bytes,
+            max_notebook_output_bytes=self.max_notebook_output_bytes,
             max_sessions=self.max_sessions,
             allow_argv=self.allow_argv,
             resource_sample_interval_ms=self.resource_sample_interval_ms,
@@ -218,6 +232,7 @@ class SessionExtApp(ExtensionApp):
             ("connection_info", rest.ConnectionInfoHandler),
             ("execute", rest.ExecuteHandler),
             ("history", rest.HistoryHandler),
+            ("cells", rest.CellsHandler),
             ("queue", rest.QueueHandler),
             ("queue/(?P<msg_id>[^/]+)", rest.QueuedRequestHandler),
             ("channels", websocket.ChannelsHandler),

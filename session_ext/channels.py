@@ -29,8 +29,13 @@ class WebsocketClient(Client, Protocol):
 
 
 class InternalClient:
-    """A requester inside the supervisor (REST execute, the startup kernel_info): always
-    reachable, never buffered."""
+    """A requester inside the supervisor (REST execute, the startup kernel_info, a
+    jupyter_server websocket): never buffered here."""
+
+    @property
+    def gone(self) -> bool:
+        """Its connection closed: what it waits for may go to its successor (``rebind``)."""
+        return False
 
     def deliver(self, msg: KernelMessage) -> None:
         raise NotImplementedError
@@ -93,6 +98,12 @@ class ClientHub:
     def route(self, msg_id: str, client: Client) -> None:
         """Send the replies to request ``msg_id`` to ``client``."""
         self.routes[msg_id] = client
+
+    def rebind(self, client: Client) -> None:
+        """Replies meant for clients whose connection is gone go to ``client``."""
+        for msg_id, routed in self.routes.items():
+            if getattr(routed, "gone", False):
+                self.routes[msg_id] = client
 
     def broadcast(self, frame: bytes) -> None:
         delivered = False

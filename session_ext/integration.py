@@ -20,6 +20,8 @@ from jupyter_client.session import DELIM
 from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from jupyter_server.services.sessions.sessionmanager import SessionManager
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketClosedError
 from traitlets.utils.importstring import import_item
 
 from .channels import InternalClient
@@ -71,8 +73,22 @@ class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
 
     A queued request is sent on the supervisor's own shell socket, so its reply comes back
     to the supervisor, which hands it here (``deliver``) to go out exactly as stock replies
-    do (same protocol, same serialization).
+    do (same protocol, same serialization). Closing it leaves its requests queued or running;
+    the kernel's next connection (a reloaded notebook) gets their replies (``rebind``).
     """
+
+    closed = False
+
+    def connect(self) -> Any:
+        connected = super().connect()
+        session = self._supervised_session()
+        if connected is not None and session is not None:
+            session.router.rebind(_ConnectionClient(self))
+        return connected
+
+    def disconnect(self) -> None:
+        self.closed = True
+        super().disconnect()
 
     @property
     def supervisor(self) -> Any:
@@ -129,11 +145,14 @@ class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
 
     def deliver_kernel_message(self, msg: KernelMessage) -> None:
         """A message the supervisor received for this client: out like a stock one."""
-        if not self.channels or msg.channel not in self.channels:
-            return
+        if self.closed or not self.channels or msg.channel not in self.channels:
+            return  # (a closed connection's channels may live on, buffering for a reconnect)
         frames = [msg.header_raw, msg.parent_raw, msg.metadata_raw, msg.content_raw]
         msg_list = [DELIM, self.session.sign(frames), *frames, *msg.buffers]
-        self.handle_outgoing_message(msg.channel, msg_list)
+        try:
+            self.handle_outgoing_message(msg.channel, msg_list)
+        except (WebSocketClosedError, StreamClosedError):
+            self.closed = True  # closing, its on_close not run yet
 
 
 class _ConnectionClient(InternalClient):
@@ -144,6 +163,10 @@ class _ConnectionClient(InternalClient):
 
     def __init__(self, connection: SupervisedWebsocketConnection):
         self.connection = connection
+
+    @property
+    def gone(self) -> bool:
+        return self.connection.closed
 
     def deliver(self, msg: KernelMessage) -> None:
         self.connection.deliver_kernel_message(msg)

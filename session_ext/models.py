@@ -248,6 +248,8 @@ class SupervisorConfig:
     heartbeat_timeout: float = 5.0
     shutdown_wait: float = 5.0
     history_size: int = 1000
+    max_cell_output_bytes: int = 2 * 1024 * 1024
+    max_notebook_output_bytes: int = 32 * 1024 * 1024
     max_sessions: int = 0
     allow_argv: str = "any"
     resource_sample_interval_ms: int = 1000

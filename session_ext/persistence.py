@@ -1,18 +1,26 @@
 """What the store is to write, batched once per event-loop turn: the sessions that changed
 (each written once, however often it changed), the history entries, and in durable mode the
 execution queues' rows. History and queue rows go in one transaction (a request's history
-entry takes its row out of the queue); the writes themselves are the store's worker's."""
+entry takes its row out of the queue); the writes themselves are the store's worker's.
+
+A notebook cell whose status changed is written with the next batch; one whose outputs only
+grew waits up to ``CELL_OUTPUT_DELAY`` (a cell printing fast is not rewritten per message)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
+
+from .cells import CellExecution
 
 from .queue import QueuedRequest, now_ms
 from .records import request_record, session_record
 from .session import ActiveSession
 from .store import SessionStore
+
+CELL_OUTPUT_DELAY = 1.0  # seconds
 
 
 class PendingWrites:
@@ -26,6 +34,10 @@ class PendingWrites:
         self._history: list[tuple[str, dict[str, Any]]] = []
         # (session, request, queued, started, done): a durable queue's row
         self._requests: list[tuple[ActiveSession, QueuedRequest, bool, bool, Any]] = []
+        self._cells: dict[tuple[str, str], tuple[ActiveSession, CellExecution]] = {}
+        self._forget_cells: list[str] = []
+        self._scheduled = False
+        self._cells_timer: asyncio.TimerHandle | None = None
 
     def session(self, session: ActiveSession) -> None:
         """Save the session on the next loop turn. jupyter_server's own sessions are its
@@ -55,16 +67,37 @@ class PendingWrites:
         self._schedule()
         self._requests.append((session, request, queued, started, done))
 
+    def cell(self, session: ActiveSession, cell: CellExecution, urgent: bool) -> None:
+        if not self.store.enabled:
+            return
+        self._cells[(session.session_id, cell.cell_id)] = (session, cell)
+        if urgent:
+            self._schedule()
+        elif self._cells_timer is None and not self._scheduled:
+            self._cells_timer = asyncio.get_running_loop().call_later(
+                CELL_OUTPUT_DELAY, self.flush
+            )
+
+    def forget_cells(self, session_id: str) -> None:
+        """A session's stored cells go (a jupyter_server session that was deleted, or cells
+        taken over by a later session of the same notebook)."""
+        if self.store.enabled:
+            self._schedule()
+            self._forget_cells.append(session_id)
+
     def forget(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
 
     def _schedule(self) -> None:
-        if not self._sessions and not self._history and not self._requests:
+        if not self._scheduled:
+            self._scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> list[asyncio.Future]:
         """Hand this turn's writes to the store; the sessions' saves (to await)."""
+        self._scheduled = False
         live = self.sessions
+        self._flush_cells()
         history = [(sid, e) for sid, e in self._history if sid in live]
         requests = [r for r in self._requests if r[0].session_id in live]
         self._history, self._requests = [], []
@@ -81,6 +114,20 @@ class PendingWrites:
             if session_id in live and session_id not in self.deleting
         ]
         return [w for w in writes if w is not None]
+
+
+    def _flush_cells(self) -> None:
+        if self._cells_timer is not None:
+            self._cells_timer.cancel()
+            self._cells_timer = None
+        cells, self._cells = self._cells, {}
+        forget, self._forget_cells = self._forget_cells, []
+        rows = [
+            (sid, cell.cell_id, session.spec.notebook_uri, json.dumps(cell.record(), default=str))
+            for (sid, _), (session, cell) in cells.items()
+            if sid in self.sessions and sid not in self.deleting
+        ]
+        self.store.write_cells(rows, forget)
 
 
 def _requests_stored(future: asyncio.Future, requests: list[tuple]) -> None:

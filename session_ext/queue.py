@@ -210,6 +210,10 @@ class ExecutionQueue:
         if not self.abort_pending(reason):  # it announces the change when it aborts any
             self._on_change()
 
+    def waiting(self) -> list[QueuedRequest]:
+        """The running request (if any) and the pending ones, in order."""
+        return ([self.active] if self.active is not None else []) + list(self.pending.values())
+
     def _first(self, limit: int | None) -> list[QueuedRequest]:
         if limit is None:
             return list(self.pending.values())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from .cells import NOT_RESTORED
 from .models import SessionSpec, SupervisorConfig
 from .queue import QueuedRequest
 from .session import ActiveSession, SessionListener
@@ -92,6 +93,7 @@ def restored_session(
     config: SupervisorConfig,
     kernel_manager: Any,
     listener: SessionListener,
+    cells: list[dict[str, Any]] = (),
 ) -> ActiveSession:
     """A stored session as it was, its kernel not yet re-attached (so `exited`, unless it
     had never started), its stored queue held until then."""
@@ -109,5 +111,9 @@ def restored_session(
     session.initial_env = data.get("initial_env") or {}
     session.kernel_info = data.get("kernel_info") or {}
     session.router.history.extend(history)
+    if session.cells is not None:
+        session.cells.restore(list(cells))
     session.router.restore_queue([restored_request(row) for row in queued])
+    if session.cells is not None:
+        session.cells.abort_unfinished(NOT_RESTORED, keep=session.router.queue.__contains__)
     return session

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from jupyter_client.session import Session
 
+from .cells import NotebookCells
 from .channels import ClientHub, InternalClient, WebsocketClient
 from .history import OUTPUT_TYPES, OutputCollector, history_entry
 from .messages import KernelMessage, kernel_event, make_message, parse_client_frame, synthetic_reply
@@ -74,8 +75,10 @@ class MessageRouter:
         kernel: KernelChannels,
         listener: RouterListener,
         durable: bool = False,
+        cells: NotebookCells | None = None,
     ):
         self.kernel = kernel
+        self.cells = cells  # a notebook's cells' latest executions (notebook sessions only)
         self.listener = listener
         self.hub = ClientHub(config.buffer_max_messages, config.buffer_max_bytes)
         self.durable = durable
@@ -139,6 +142,8 @@ class MessageRouter:
         msg_type, msg_id = header["msg_type"], header["msg_id"]
         if channel == "shell" and msg_type == "execute_request":
             request = QueuedRequest(msg, client, source)
+            if self.cells is not None and msg_id not in self.queue:
+                self.cells.queued(request)
             if self.durable:
                 self._submit_stored(request)
             elif not self.queue.submit(request):
@@ -250,6 +255,14 @@ class MessageRouter:
         self._held = False
         self.queue.abort_all(reason)
 
+    def rebind(self, client: InternalClient) -> None:
+        """A new connection of a client whose earlier one is gone (a reloaded notebook):
+        what the gone one was waiting for (queued or running requests' replies) goes to it."""
+        self.hub.rebind(client)
+        for request in self.queue.waiting():
+            if getattr(request.client, "gone", False):
+                request.client = client
+
     def on_interrupted(self) -> None:
         """Whoever interrupted (our API, JupyterLab's button, a client's interrupt_request):
         nothing queued behind the interrupted request runs."""
@@ -260,6 +273,8 @@ class MessageRouter:
     def _dispatch(self, request: QueuedRequest) -> None:
         self.hub.route(request.msg_id, request.client)
         self._collector = OutputCollector()
+        if self.cells is not None:
+            self.cells.started(request)
         self.kernel.send("shell", request.msg)
 
     def _abort_request(self, request: QueuedRequest, reason: str) -> None:
@@ -269,6 +284,8 @@ class MessageRouter:
         client = request.client
         self.hub.routes.pop(request.msg_id, None)
         entry = history_entry(request, None, "aborted", now_ms(), reason)
+        if self.cells is not None:
+            self.cells.finished(request.msg_id, "aborted", reason)
         if session is None:  # a restored request whose kernel never came back
             self._add_history(entry)
             return
@@ -293,6 +310,8 @@ class MessageRouter:
             history_entry(request, self._collector, request.reply_status or "ok", now_ms())
         )
         self._collector = None
+        if self.cells is not None:
+            self.cells.finished(request.msg_id, request.reply_status or "ok")
         self._set_waiting_input(False)
         self.listener.request_finished(request)
 
@@ -312,9 +331,13 @@ class MessageRouter:
                 self._on_kernel_status(msg)
             elif active is not None and parent_id == active.msg_id and msg_type in OUTPUT_TYPES:
                 self._collector.add(msg)
+            if self.cells is not None:
+                self.cells.kernel_message(msg)
             return
         self.hub.deliver_reply(msg)
         if msg.msg_type == "execute_reply":
+            if self.cells is not None:
+                self.cells.execution_count(msg.parent_msg_id, msg.content.get("execution_count"))
             self.queue.on_execute_reply(msg.parent_msg_id, msg.content.get("status", "ok"))
             active = self.queue.active
             if active is not None and active.msg_id == msg.parent_msg_id:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from . import launch
+from .cells import CellExecution, NotebookCells
 from .channels import WebsocketClient
 from .execute import execute
 from .kernel import KernelProcess
@@ -55,6 +56,8 @@ class SessionListener(Protocol):
         done: Callable[[bool], None],
     ) -> None: ...
 
+    def cell_changed(self, session: ActiveSession, cell: CellExecution, urgent: bool) -> None: ...
+
 
 class ActiveSession(StatusMachine):
     def __init__(
@@ -83,7 +86,14 @@ class ActiveSession(StatusMachine):
         # Durable mode: the queue is kept on disk too (jupyter_server's own sessions are its
         # session manager's to keep, and their kernels stop with it).
         durable = config.keep_kernels_on_shutdown and not owned_by_server
-        self.router = MessageRouter(config, self.kernel, self, durable=durable)
+        self.cells: NotebookCells | None = None
+        if spec.session_mode == "notebook":
+            self.cells = NotebookCells(
+                config.max_cell_output_bytes,
+                config.max_notebook_output_bytes,
+                lambda cell, urgent: listener.cell_changed(self, cell, urgent),
+            )
+        self.router = MessageRouter(config, self.kernel, self, durable=durable, cells=self.cells)
         self.kernel.on_message = self.router.kernel_message
         self.kernel.on_output = self.router.process_output
         self.kernel.on_heartbeat = self._on_heartbeat
@@ -424,3 +434,11 @@ class ActiveSession(StatusMachine):
 
     def get_history(self, limit: int | None) -> list[dict[str, Any]]:
         return self.router.get_history(limit)
+
+    def cells_model(self) -> dict[str, Any]:
+        """The latest execution of each notebook cell (none for other sessions)."""
+        return {
+            "session_id": self.session_id,
+            "notebook_uri": self.spec.notebook_uri,
+            "cells": self.cells.to_json() if self.cells is not None else [],
+        }

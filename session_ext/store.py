@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS queue (
     request TEXT NOT NULL, started_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS queue_by_request ON queue (session_id, msg_id);
+CREATE TABLE IF NOT EXISTS cells (
+    session_id TEXT NOT NULL, cell_id TEXT NOT NULL, notebook_uri TEXT, data TEXT NOT NULL,
+    PRIMARY KEY (session_id, cell_id)
+);
 """
 
 
@@ -162,6 +166,7 @@ class SessionStore:
             db.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
             db.execute("DELETE FROM history WHERE session_id = ?", (session_id,))
             db.execute("DELETE FROM queue WHERE session_id = ?", (session_id,))
+            db.execute("DELETE FROM cells WHERE session_id = ?", (session_id,))
 
     def write_batch(
         self,
@@ -216,6 +221,42 @@ class SessionStore:
                         "(SELECT seq FROM history WHERE session_id = ? ORDER BY seq DESC LIMIT ?)",
                         (session_id, session_id, self.history_size),
                     )
+
+    # --- notebook cells (cells.py) -----------------------------------------------------
+
+    def write_cells(
+        self, rows: list[tuple[str, str, str | None, str]], forget: list[str] = ()
+    ) -> asyncio.Future | None:
+        """Cells' latest executions (session_id, cell_id, notebook_uri, JSON, encoded on the
+        loop: the cell changes afterwards) and the sessions whose cells go."""
+        if not self.enabled or not (rows or forget):
+            return None
+        return self._submit(self._write_cells, rows, list(forget))
+
+    def _write_cells(self, rows: list[tuple[str, str, str | None, str]], forget: list[str]) -> None:
+        db = self._connect()
+        with db:
+            db.executemany("DELETE FROM cells WHERE session_id = ?", [(sid,) for sid in forget])
+            db.executemany(
+                "INSERT INTO cells (session_id, cell_id, notebook_uri, data) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(session_id, cell_id) DO UPDATE SET data = excluded.data, "
+                "notebook_uri = excluded.notebook_uri",
+                rows,
+            )
+
+    async def load_cells(self) -> dict[str, tuple[str | None, list[dict[str, Any]]]]:
+        """Every stored session's cells: session_id -> (notebook_uri, cell records)."""
+        if not self.enabled:
+            return {}
+        return await self._submit(self._load_cells)
+
+    def _load_cells(self) -> dict[str, tuple[str | None, list[dict[str, Any]]]]:
+        cells: dict[str, tuple[str | None, list[dict[str, Any]]]] = {}
+        for session_id, uri, data in self._connect().execute(
+            "SELECT session_id, notebook_uri, data FROM cells"
+        ):
+            cells.setdefault(session_id, (uri, []))[1].append(json.loads(data))
+        return cells
 
     # --- reads (startup) ---------------------------------------------------------------
 

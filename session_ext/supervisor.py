@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from . import __version__, mirror
+from .cells import SERVER_STOPPED
 from .events import EventBus
 from .launch import check_program, kernel_env, load_kernelspec
 from .models import (
@@ -70,6 +71,9 @@ class Supervisor:
         self.housekeeping = Housekeeping(config, self.sessions, events)
         self._attaching: dict[str, asyncio.Task] = {}  # jupyter_server sessions' attach tasks
         self._background: set[asyncio.Task] = set()
+        # notebook_uri -> (session id, cell records) of jupyter_server sessions of an earlier
+        # server: the next session of that notebook takes them over
+        self._earlier_cells: dict[str, tuple[str, list[dict[str, Any]]]] = {}
 
     # --- registry ----------------------------------------------------------------------
 
@@ -246,7 +250,20 @@ class Supervisor:
             owned_by_server=True,
         )
         self._add(session)
+        self._take_earlier_cells(session)
         self._attaching[session.session_id] = self._beside(self._attach(session))
+
+    def _take_earlier_cells(self, session: ActiveSession) -> None:
+        """A notebook's cells as an earlier server left them (its kernel stopped with it)."""
+        earlier = self._earlier_cells.pop(session.spec.notebook_uri or "", None)
+        if earlier is None or session.cells is None:
+            return
+        earlier_id, records = earlier
+        session.cells.restore(records)
+        session.cells.abort_unfinished(SERVER_STOPPED)
+        for cell in session.cells.cells.values():
+            self.writes.cell(session, cell, True)
+        self.writes.forget_cells(earlier_id)
 
     async def _attach(self, session: ActiveSession) -> None:
         try:
@@ -263,6 +280,7 @@ class Supervisor:
         if session is None or not session.owned_by_server:
             return
         self._remove(session_id)
+        self.writes.forget_cells(session_id)
         attaching = self._attaching.pop(session_id, None)
         if attaching is not None:
             attaching.cancel()
@@ -317,17 +335,22 @@ class Supervisor:
         """Sessions stored by an earlier server: listed again, and in durable mode their
         live kernels re-attached (same ids, metadata, history, kernel state)."""
         reattaching = []
+        cells = await self.store.load_cells()
         for data, history, queued in await self.store.load():
             if data["spec"]["session_id"] in self.sessions:
                 continue
+            _, records = cells.pop(data["spec"]["session_id"], (None, []))
             session = restored_session(
-                data, history, queued, self.config, self.kernel_manager, self
+                data, history, queued, self.config, self.kernel_manager, self, records
             )
             self._add(session)
             if data.get("connection_info") and data.get("status") not in ("exited", "uninitialized"):
                 reattaching.append(self._reattach(session, data))
             elif queued:
                 session.router.abandon_queue("the kernel had exited")
+        for session_id, (uri, records) in cells.items():  # of jupyter_server's sessions
+            if uri and _newest(records) > _newest(self._earlier_cells.get(uri, ("", []))[1]):
+                self._earlier_cells[uri] = (session_id, records)
         await asyncio.gather(*reattaching)
 
     async def _reattach(self, session: ActiveSession, data: dict[str, Any]) -> None:
@@ -388,6 +411,9 @@ class Supervisor:
     def history_added(self, session: ActiveSession, entry: dict[str, Any]) -> None:
         self.writes.history(session.session_id, entry)
 
+    def cell_changed(self, session: ActiveSession, cell: Any, urgent: bool) -> None:
+        self.writes.cell(session, cell, urgent)
+
     def persist_request(self, session: ActiveSession, *write: Any) -> None:
         """A durable queue's row (``PendingWrites.request``)."""
         self.writes.request(session, *write)
@@ -399,3 +425,7 @@ class Supervisor:
     def snapshot(self) -> list[dict[str, Any]]:
         return [session_model(s, 50) for s in self.all_sessions()]
 
+
+
+def _newest(records: list[dict[str, Any]]) -> int:
+    return max((r.get("queued_at") or 0 for r in records), default=-1)

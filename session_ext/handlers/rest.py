@@ -123,6 +123,13 @@ class HistoryHandler(SupervisorAPIHandler):
         self.write_json(session.get_history(limit))
 
 
+class CellsHandler(SupervisorAPIHandler):
+    @web.authenticated
+    @authorized(READ)
+    def get(self, session_id):
+        self.write_json(self.supervisor.get(session_id).cells_model())
+
+
 class QueueHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(READ)
