@@ -231,7 +231,7 @@ def test_cells_run_while_closed_are_restored(browser, lab, artifacts):
 
 @pytest.mark.timeout(180)
 def test_reopened_while_running_shows_star_then_live_output(browser, lab, artifacts):
-    slow = 'import time; print("start-1", flush=True); time.sleep(12); print("done-1")'
+    slow = 'import time; print("start-1", flush=True); time.sleep(20); print("done-1")'
     save(lab, notebook(("slow", slow), ("second", 'print("marker-2")'), ("third", 'print("marker-3")')))
     session_id = run_and_close(browser, lab, 3)
 
