@@ -140,9 +140,10 @@ def notebook_session(lab) -> str:
     raise AssertionError("no session for the notebook")
 
 
-def run_and_close(browser, lab, count: int):
-    """Open the notebook, run its first `count` cells (Shift+Enter each: the first runs, the
-    rest wait in the server's queue), close the page about 1 s after the first started."""
+def run_cells(browser, lab, count: int):
+    """Open the notebook and run its first `count` cells (Shift+Enter each: the first runs,
+    the rest wait in the server's queue); returns the page and the session id, about 1 s
+    after the first cell started."""
     page = browser.open_notebook(lab)
     # The page's kernel connection is up once JupyterLab's status bar says so.
     expect(page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")).to_have_count(1)
@@ -156,9 +157,14 @@ def run_and_close(browser, lab, count: int):
     queue = lab.ok("GET", f"/supervisor/sessions/{session_id}")["execution_queue"]
     assert queue["active"] is not None and queue["length"] == count - 1, queue
     time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
-    page.close()  # no beforeunload: the tab is just gone
+    return page, session_id
+
+
+def run_and_close(browser, lab, count: int) -> str:
+    """run_cells, then close the page (its tab is just gone)."""
+    page, session_id = run_cells(browser, lab, count)
+    page.close()  # no beforeunload
     page.context.close()
-    print(f"closed {time.monotonic() - started:.1f}s after the first Shift+Enter")
     return session_id
 
 
@@ -227,6 +233,20 @@ def test_cells_run_while_closed_are_restored(browser, lab, artifacts):
     while (outs := saved_outputs(lab)) == [[], [], []] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ["".join(o[0]["text"]) for o in outs] == ["done-1\n", "marker-2\n", "marker-3\n"], outs
+
+
+@pytest.mark.timeout(180)
+def test_a_reload_gets_the_cells_back(browser, lab, artifacts):
+    save(lab, notebook(("slow", SLOW), ("second", 'print("marker-2")'), ("third", 'print("marker-3")')))
+    page, session_id = run_cells(browser, lab, 3)
+    page.on("dialog", lambda dialog: dialog.accept())  # "leave with unsaved changes?": yes
+    page.reload()  # F5: a new JupyterLab client in the same tab
+    page.locator("#jupyterlab-splash").wait_for(state="detached")
+    for i, marker in enumerate(["done-1", "marker-2", "marker-3"]):
+        expect(output(page, i)).to_have_text(marker)
+        expect(prompt(page, i)).to_have_text(f"[{i + 1}]:")
+    wait_drained(lab, session_id, ["slow", "second", "third"])
+    page.screenshot(path=artifacts / "after-reload.png")
 
 
 @pytest.mark.timeout(180)
