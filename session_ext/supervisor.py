@@ -234,6 +234,10 @@ class Supervisor:
             if session.spec.notebook_uri != notebook_uri or session.spec.metadata.get("path") != path:
                 session.spec.notebook_uri = notebook_uri
                 session.spec.metadata["path"] = path
+                # JupyterLab creates a notebook's session on a made-up path (a UUID) and
+                # then renames it to the notebook's: the cells of an earlier server are
+                # the notebook's, found by its real path.
+                self._take_earlier_cells(session)
                 self.session_updated(session)
             return
         if session is not None:  # the notebook changed kernels

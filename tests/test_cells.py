@@ -277,9 +277,11 @@ async def test_cells_survive_a_durable_server_restart(server, how):
     server.ok("DELETE", "sessions/nb?force=true", timeout=30)
 
 
-async def test_a_jupyterlab_notebook_finds_its_cells_after_a_durable_restart(tmp_path):
+@pytest.mark.parametrize("renamed", [False, True], ids=["created-on-its-path", "renamed-like-jupyterlab"])
+async def test_a_jupyterlab_notebook_finds_its_cells_after_a_durable_restart(tmp_path, renamed):
     """jupyter_server's kernels stop with it; the next session of the same notebook gets the
-    cells the earlier one ran (those cut short marked aborted)."""
+    cells the earlier one ran (those cut short marked aborted). JupyterLab creates the
+    session on a made-up path (a UUID) and then renames it to the notebook's (renamed)."""
     server = StandaloneServer(tmp_path, "--SessionExtApp.keep_kernels_on_shutdown=True", app="server")
     root = lambda: server.info["base_path"].rsplit("/supervisor", 1)[0]  # noqa: E731
     token = lambda: server.info["bearer_token"]  # noqa: E731
@@ -299,7 +301,12 @@ async def test_a_jupyterlab_notebook_finds_its_cells_after_a_durable_restart(tmp
         ws.conn.close()
         server.stop()
         server.start()
-        _, model = http_json("POST", f"{root()}/api/sessions", token(), body)
+        if renamed:
+            _, model = http_json("POST", f"{root()}/api/sessions", token(), {**body, "path": "0f1e2d3c"})
+            assert not server.ok("GET", f"sessions/{model['id']}/cells")["cells"]
+            http_json("PATCH", f"{root()}/api/sessions/{model['id']}", token(), {"path": "lab.ipynb"})
+        else:
+            _, model = http_json("POST", f"{root()}/api/sessions", token(), body)
         cells = wait_cells(server, model["id"], all_done("kept", "cut"))
         assert cells["kept"]["outputs"][0]["text"] == "ran before\n" and cells["kept"]["status"] == "ok"
         assert cells["cut"]["status"] == "aborted" and "server stopped" in cells["cut"]["reason"]

@@ -58,9 +58,10 @@ class LabServer:
     """`jupyter lab` as a subprocess in its own process group, with its own runtime, config
     and data directories (so no user settings, workspace or stale state leaks in)."""
 
-    def __init__(self, workdir: Path, disabled_extensions: tuple[str, ...] = ()):
+    def __init__(self, workdir: Path, disabled_extensions: tuple[str, ...] = (), args: tuple[str, ...] = ()):
         self.workdir = workdir
         self.disabled_extensions = disabled_extensions
+        self.args = args  # more command line options of `jupyter lab`
         self.root_dir = workdir / "root"
         self.runtime_dir = workdir / "runtime"
         self.config_dir = workdir / "config"
@@ -89,7 +90,8 @@ class LabServer:
             name = json.loads((BUILT_LABEXTENSION / "package.json").read_text())["name"]
             labextensions = jupyter_path / "labextensions"
             labextensions.mkdir(parents=True, exist_ok=True)
-            (labextensions / name).symlink_to(BUILT_LABEXTENSION, target_is_directory=True)
+            if not (labextensions / name).is_symlink():  # a server started again on workdir
+                (labextensions / name).symlink_to(BUILT_LABEXTENSION, target_is_directory=True)
         if self.disabled_extensions:
             labconfig = self.config_dir / "labconfig"
             labconfig.mkdir(exist_ok=True)
@@ -115,6 +117,7 @@ class LabServer:
                 f"--ServerApp.token={self.token}", f"--ServerApp.root_dir={self.root_dir}",
                 "--LabApp.news_url=None",
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                *self.args,
             ],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, cwd=self.root_dir, start_new_session=True,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, DEFAULT_TIMEOUT_MS, VIEWPORT
+from .conftest import CHROMIUM, CHROMIUM_ARGS, DEFAULT_TIMEOUT_MS, VIEWPORT, LabServer
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
 
@@ -329,3 +329,38 @@ def test_a_plot_made_while_away_is_restored(browser, lab, artifacts):
     expect(prompt(page, 1)).to_have_text("[2]:")
     expect(notice(page, "2 cells ran while this notebook was closed; outputs restored")).to_be_visible()
     page.screenshot(path=artifacts / "plot-restored.png")
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("durable", [True, False], ids=["durable", "db-path"])
+def test_outputs_survive_a_server_restart(sync_api, tmp_path, artifacts, durable):
+    """`jupyter lab` with a session store (an explicit db_path; durable: the durable trait on
+    too): its notebook kernels stop with it, and the notebook's next session, after the
+    restart, has what the cells printed before."""
+    args = (f"--SessionExtApp.db_path={tmp_path / 'sessions.db'}",)
+    if durable:
+        args += ("--SessionExtApp.keep_kernels_on_shutdown=True",)
+    first = LabServer(tmp_path, args=args)
+    second = LabServer(tmp_path, args=args)  # same root, config, data and runtime dirs
+    try:
+        with Browser(sync_api, artifacts) as browser:
+            first.start()
+            save(first, notebook(("slow", SLOW), ("second", 'print("marker-2")')))
+            session_id = run_and_close(browser, first, 2)
+            wait_drained(first, session_id, ["slow", "second"])
+            time.sleep(1.5)  # the server stores a cell's outputs at most once a second
+            first.stop()
+
+            second.start()
+            page = browser.open_notebook(second)
+            expect(output(page, 0)).to_have_text("done-1")
+            expect(prompt(page, 0)).to_have_text("[1]:")
+            expect(output(page, 1)).to_have_text("marker-2")
+            expect(prompt(page, 1)).to_have_text("[2]:")
+            expect(notice(page, "2 cells ran while this notebook was closed")).to_be_visible()
+            assert notebook_session(second) != session_id  # a new session took the cells over
+            page.screenshot(path=artifacts / "after-server-restart.png")
+    finally:
+        for server in (first, second):
+            server.stop()
+        shutil.copy(first.log_path, artifacts / "jupyter-lab.log")  # both servers' output
