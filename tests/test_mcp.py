@@ -220,3 +220,46 @@ async def test_last_deregistration_stops_listener(api, extension):
     await api.ok("DELETE", f"mcp/workspaces/{ws['workspace_id']}")
     status = await api.ok("GET", "status")
     assert not status["mcp"]["active"] and status["mcp"]["port"] == 0
+
+
+async def test_stdio_bridge(api, tmp_path):
+    """An agent that speaks only stdio, through `session-ext-mcp-bridge URL` (the SDK's
+    stdio client launching it), listed with its pid and working directory."""
+    import os
+    import sys
+
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+    import mcp_types as types
+
+    ws = await register(api)
+    sid = await api.started(workspace_id=ws["workspace_id"])
+    env = {**os.environ, "SESSION_EXT_MCP_TOKEN": ws["token"],
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    params = StdioServerParameters(command=sys.executable,
+                                   args=["-m", "session_ext.mcp.bridge", ws["url"]],
+                                   env=env, cwd=str(tmp_path))
+    async with stdio_client(params) as (read, write):
+        info = types.Implementation(name="stdio-agent", version="9.9")
+        async with ClientSession(read, write, client_info=info) as session:
+            await asyncio.wait_for(session.initialize(), WAIT)
+            tools = await asyncio.wait_for(session.list_tools(), WAIT)
+            assert {t.name for t in tools.tools} == TOOL_NAMES
+            result = await asyncio.wait_for(session.call_tool(
+                "execute_code", {"session_id": sid, "code": "print('via stdio')"}), WAIT)
+            assert "via stdio" in text(result)
+            status = await api.ok("GET", "status")
+            [mine] = [w for w in status["mcp"]["workspaces"] if w["id"] == ws["workspace_id"]]
+            [client] = mine["clients"]
+            assert client["name"] == "stdio-agent" and client["version"] == "9.9"
+            assert client["working_directory"] == str(tmp_path)
+            assert isinstance(client["pid"], int) and client["pid"] != os.getpid()
+    history = await api.ok("GET", f"sessions/{sid}/history")
+    assert history[-1]["agent"] == "stdio-agent" and history[-1]["source"] == "agent"
+    for _ in range(100):  # the bridge ended its MCP session when it exited
+        status = await api.ok("GET", "status")
+        [mine] = [w for w in status["mcp"]["workspaces"] if w["id"] == ws["workspace_id"]]
+        if not mine["clients"]:
+            break
+        await asyncio.sleep(0.1)
+    assert not mine["clients"]
