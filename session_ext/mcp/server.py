@@ -79,7 +79,7 @@ class McpService:
         if jupyter_workspace:
             self.registry.ensure(JUPYTER_WORKSPACE, "Jupyter server notebooks and consoles")
         if len(self.registry):
-            await self.ensure_listening(None)
+            await self.ensure_listening(next((w.port for w in self.registry if w.port), None))
 
     async def register(self, body: Any) -> dict[str, Any]:
         workspace = await self.registry.register(body)
@@ -118,6 +118,7 @@ class McpService:
     async def ensure_listening(self, preferred_port: Any) -> None:
         async with self._lock:
             if self.active:
+                self.registry.listening_on(self.port)  # (a workspace registered just now)
                 return
             port = preferred_port if isinstance(preferred_port, int) else self.default_port
             sock = bind(port)
@@ -144,6 +145,7 @@ class McpService:
                 await self._stop_serving()
                 raise RuntimeError("The MCP listener did not start")
             self._pruning = asyncio.ensure_future(self._prune_loop())
+            self.registry.listening_on(self.port)
             log.info("MCP server listening on http://%s:%s/mcp/", HOST, self.port)
 
     async def stop(self) -> None:

@@ -69,6 +69,7 @@ class Workspace:
         self.id = workspace_id
         self.display_name = display_name
         self.token = token
+        self.port = 0  # the MCP listener's port when it was last registered (kept, to reuse)
         self.channels: set[Subscriber] = set()
         self.clients: dict[str, McpClient] = {}  # MCP session id -> client
         self._client_numbers = 0
@@ -80,7 +81,8 @@ class Workspace:
         return bool(self.channels)
 
     def record(self) -> dict[str, Any]:
-        return {"workspace_id": self.id, "display_name": self.display_name, "token": self.token}
+        return {"workspace_id": self.id, "display_name": self.display_name, "token": self.token,
+                "port": self.port}
 
     def status(self) -> dict[str, Any]:
         return {
@@ -149,6 +151,7 @@ class WorkspaceRegistry:
     async def restore(self) -> None:
         for record in await self.store.load_workspaces():
             workspace = Workspace(record["workspace_id"], record["display_name"], record["token"])
+            workspace.port = record.get("port") or 0
             self.workspaces[workspace.id] = workspace
 
     def _usable_token(self, token: Any, workspace_id: str) -> bool:
@@ -189,6 +192,14 @@ class WorkspaceRegistry:
             self.workspaces[workspace_id] = workspace
             self.store.save_workspace(workspace.id, workspace.record())
         return workspace
+
+    def listening_on(self, port: int) -> None:
+        """Remember the MCP listener's port with each workspace (a restarted server binds it
+        again, so the URLs agents were given stay valid)."""
+        for workspace in self.workspaces.values():
+            if workspace.port != port:
+                workspace.port = port
+                self.store.save_workspace(workspace.id, workspace.record())
 
     async def deregister(self, workspace_id: str) -> Workspace:
         workspace = self.get(workspace_id)
