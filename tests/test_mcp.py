@@ -263,3 +263,30 @@ async def test_stdio_bridge(api, tmp_path):
             break
         await asyncio.sleep(0.1)
     assert not mine["clients"]
+
+
+async def test_jupyter_workspace_has_the_notebooks(api, jp_fetch, jp_root_dir):
+    """JupyterLab's notebooks and consoles form the 'jupyter' workspace (on by default
+    inside another app); sessions created over REST without a workspace are not in it."""
+    from .test_jupyter_sessions import StockSocket, open_notebook
+
+    (jp_root_dir / "work").mkdir()
+    model = await open_notebook(jp_fetch)
+    socket = await StockSocket.open(api, model["kernel"]["id"])  # as JupyterLab does
+    await api.wait_status(model["id"], "idle")
+    loose = await api.create()
+    ws = await api.ok("GET", "mcp/workspaces/jupyter")
+    async with mcp_session(ws["url"], ws["token"], name="lab-agent") as session:
+        listed = await session.call_tool("list_sessions", {})
+        [entry] = listed.structured_content["sessions"]
+        assert entry["session_id"] == model["id"] and entry["session_mode"] == "notebook"
+        assert entry["notebook_uri"].endswith("work/analysis.ipynb")
+        result = await session.call_tool("execute_code", {"session_id": model["id"],
+                                                          "code": "import os; os.getcwd()"})
+        assert str(jp_root_dir / "work") in text(result)
+        refused = await session.call_tool("execute_code", {"session_id": loose, "code": "1"})
+        assert refused.is_error
+    [entry] = await api.ok("GET", f"sessions/{model['id']}/history")
+    assert entry["source"] == "agent" and entry["agent"] == "lab-agent"
+    socket.conn.close()
+    await jp_fetch("api", "sessions", model["id"], method="DELETE")
