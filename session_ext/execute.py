@@ -143,6 +143,8 @@ def submit(router: MessageRouter, client: InternalClient, code: str, source: str
     content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
                "allow_stdin": False, "stop_on_error": False}
     msg = router.new_message("shell", "execute_request", content)
+    # who sent it, for whoever lists the queue (the Kernel Sessions panel marks agents' cells)
+    msg["metadata"]["session_ext"] = {"source": source, "agent": getattr(client, "agent", None)}
     msg_id = msg["header"]["msg_id"]
     router.observe(msg_id, client)
     client.finished = lambda: router.unobserve(msg_id)
