@@ -1,5 +1,5 @@
-"""Every touch of another package's internals (jupyter_server, jupyter_client, tornado), in
-one place.
+"""Every touch of another package's internals (jupyter_server, jupyter_client, tornado; for
+the MCP server uvicorn and the mcp SDK), in one place.
 
 Each is here because no public API does the job; each says why and which versions it was
 checked against (jupyter_server 2.14 - 2.21.1, jupyter_client 8.6 - 8.10, tornado 6.2 - 6.6).

@@ -11,7 +11,6 @@ cannot be used with another workspace's token.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import json
 import logging
@@ -143,6 +142,7 @@ class McpService:
                 await asyncio.sleep(0.05)
             if not server.started:
                 await self._stop_serving()
+                sock.close()
                 raise RuntimeError("The MCP listener did not start")
             self._pruning = asyncio.ensure_future(self._prune_loop())
             self.registry.listening_on(self.port)
@@ -285,5 +285,7 @@ def bind(port: int) -> socket.socket:
     raise OSError("No free port on 127.0.0.1")
 
 
-with contextlib.suppress(ImportError):  # (documented: the SDK's own logs stay quiet)
-    logging.getLogger("mcp").setLevel(logging.WARNING)
+# The SDK's and uvicorn's INFO lines (a line per MCP session, uvicorn's banner) would fill
+# JupyterLab's console; our own lines say what matters.
+for _name in ("mcp", "uvicorn.error"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
