@@ -404,8 +404,8 @@ function QueueView(props: {
           data-msg-id={queue.active.msgId}
           title={queue.active.code}
         >
-          ▶ <code>{firstLine(queue.active.code)}</code>
-          <AgentBadge agent={queue.active.agent} />
+          ▶ <AgentBadge agent={queue.active.agent} />
+          <code>{firstLine(queue.active.code)}</code>
         </div>
       )}
       <button
@@ -431,8 +431,8 @@ function QueueView(props: {
               data-msg-id={cell.msgId}
               title={cell.code}
             >
-              <code>{firstLine(cell.code)}</code>
               <AgentBadge agent={cell.agent} />
+              <code>{firstLine(cell.code)}</code>
               <ActionButton
                 action="cancel"
                 icon={closeIcon}
