@@ -130,6 +130,14 @@ class AgentExecution(InternalClient):
         elif data:
             self.text.add(f"<{', '.join(data)}>\n")
 
+    def release_images(self) -> None:
+        """An older execution keeps its text only; its images are said to be gone."""
+        if self.images:
+            self.text.add(f"[{len(self.images)} image(s) no longer kept]\n")
+            self.images_omitted += len(self.images)
+            self.images = []
+            self.image_bytes = 0
+
     def result(self) -> dict[str, Any]:
         """The facts of the execution so far (a tool's structured content)."""
         reply = self.reply or {}

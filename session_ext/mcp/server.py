@@ -121,6 +121,7 @@ class McpService:
                 return
             port = preferred_port if isinstance(preferred_port, int) else self.default_port
             sock = bind(port)
+            self.request_count = 0  # (Positron's McpStatus: since the listener started)
             self._manager = manager = StreamableHTTPSessionManager(
                 app=self.server,
                 security_settings=TransportSecuritySettings(

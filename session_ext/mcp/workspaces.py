@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 JUPYTER_WORKSPACE = "jupyter"  # jupyter_server's notebooks and consoles
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{32,128}")  # "well formed" (else a new one is issued)
 KEEP_EXECUTIONS = 200  # agent executions kept per workspace for get_execution
+KEEP_IMAGES = 4  # of which the newest keep their images
 
 Subscriber = Callable[[str], None]
 
@@ -116,9 +117,13 @@ class Workspace:
             self.announce({"event": "client_disconnected", "client": client.to_json()})
 
     def remember(self, session_id: str, execution: Any) -> None:
+        """Keep an execution for get_execution: the newest KEEP_EXECUTIONS, and the images
+        only of the newest KEEP_IMAGES (memory stays bounded by a few image budgets)."""
         self.executions[(session_id, execution.execution_id)] = execution
         while len(self.executions) > KEEP_EXECUTIONS:
             self.executions.popitem(last=False)
+        for older in list(self.executions.values())[:-KEEP_IMAGES]:
+            older.release_images()
 
 
 class WorkspaceRegistry:
