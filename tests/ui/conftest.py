@@ -87,8 +87,20 @@ class LabServer:
             (labconfig / "page_config.json").write_text(
                 json.dumps({"disabledExtensions": {name: True for name in self.disabled_extensions}})
             )
+        own_path = {}
+        own_build = HERE.parent.parent / "session_ext" / "labextension"
+        if (own_build / "package.json").exists():
+            # The labextension built from this checkout (a worktree's too), ahead of an
+            # installed one: JUPYTER_PATH comes first in the labextensions path.
+            linked = self.workdir / "own" / "labextensions" / "session-ext-labextension"
+            linked.parent.mkdir(parents=True, exist_ok=True)
+            linked.symlink_to(own_build, target_is_directory=True)
+            own_path["JUPYTER_PATH"] = os.pathsep.join(
+                p for p in (str(self.workdir / "own"), os.environ.get("JUPYTER_PATH")) if p
+            )
         env = {
             **os.environ,
+            **own_path,
             "JUPYTER_RUNTIME_DIR": str(self.runtime_dir),
             "JUPYTER_CONFIG_DIR": str(self.config_dir),
             "JUPYTER_DATA_DIR": str(self.data_dir),
