@@ -19,7 +19,9 @@ from traitlets import Bool, Enum, Float, Int, Unicode, default
 
 from . import __version__, integration
 from .events import EventBus
+from .handlers import mcp as mcp_handlers
 from .handlers import rest, websocket
+from .mcp.server import McpService
 from .models import SupervisorConfig
 from .serverstate import send_handshake, server_state, write_connection_file
 from .store import SessionStore, StoreError
@@ -153,6 +155,36 @@ class SessionExtApp(ExtensionApp):
         4 * 1024 * 1024, config=True, help="Largest request body accepted (bytes); 413 past it."
     )
 
+    mcp_port = Int(
+        0,
+        config=True,
+        help="Port of the MCP server for agents on 127.0.0.1 when a workspace does not ask "
+        "for one (0: any free port). It listens while any MCP workspace is registered.",
+    )
+    mcp_jupyter_workspace = Bool(
+        config=True,
+        help="Make jupyter_server's notebooks and consoles an MCP workspace ('jupyter'), so "
+        "agents can run code in them (the Kernel Sessions panel shows its URL). Default: on "
+        "inside another app (JupyterLab), off for `jupyter session-ext`.",
+    )
+
+    @default("mcp_jupyter_workspace")
+    def _default_mcp_jupyter_workspace(self):
+        return not self.standalone
+
+    mcp_max_output_chars = Int(
+        20000,
+        config=True,
+        help="Most characters of text an MCP tool result carries (the head and the tail of "
+        "the output are kept, the middle is left out and said so).",
+    )
+    mcp_max_image_bytes = Int(
+        4 * 1024 * 1024,
+        config=True,
+        help="Most bytes (base64) of images one MCP execute_code result carries; images past "
+        "it are named in the text instead.",
+    )
+
     @classmethod
     def launch_instance(cls, argv=None, **kwargs):
         cls.standalone = True
@@ -204,6 +236,14 @@ class SessionExtApp(ExtensionApp):
             self.supervisor_config(), self.serverapp.kernel_manager, self.events, store
         )
         integration.connect(self.serverapp, self.supervisor, self.settings)
+        self.mcp = McpService(
+            self.supervisor,
+            store,
+            port=self.mcp_port,
+            max_output_chars=self.mcp_max_output_chars,
+            max_image_bytes=self.mcp_max_image_bytes,
+            secrets=self.supervisor.config.secrets,
+        )
         self.channel_sockets = None
         if self.channel_socket_dir:
             self.channel_sockets = ChannelSockets(
@@ -221,6 +261,9 @@ class SessionExtApp(ExtensionApp):
             ("server_configuration", rest.ServerConfigurationHandler),
             ("openapi.yaml", rest.OpenAPIHandler),
             ("events", websocket.EventsHandler),
+            ("mcp/workspaces", mcp_handlers.McpWorkspacesHandler),
+            (r"mcp/workspaces/(?P<workspace_id>[^/]+)", mcp_handlers.McpWorkspaceHandler),
+            (r"mcp/workspaces/(?P<workspace_id>[^/]+)/channel", mcp_handlers.McpChannelHandler),
         ]
         session_routes = [
             ("", rest.SessionHandler),
@@ -252,6 +295,10 @@ class SessionExtApp(ExtensionApp):
             await self.supervisor.restore()
         except Exception:  # the server serves (and ticks) anyway
             self.log.exception("Restoring the stored sessions failed")
+        try:
+            await self.mcp.restore(self.mcp_jupyter_workspace)
+        except Exception:  # the supervisor serves anyway, without agents
+            self.log.exception("Starting the MCP server failed")
         if self.standalone:
             self.supervisor.housekeeping.on_idle_timeout = self.shutdown_requested_by_idleness
         self.supervisor.start()
@@ -302,6 +349,7 @@ class SessionExtApp(ExtensionApp):
         IOLoop.current().add_callback(stop)
 
     async def stop_extension(self):
+        await self.mcp.stop()
         if self.channel_sockets is not None:
             self.channel_sockets.close_all()
         await self.supervisor.stop(keep_kernels=self.supervisor.config.keep_kernels_on_shutdown)

@@ -133,3 +133,24 @@ async def _stop(router: MessageRouter, kernel: Interruptible, msg_id: str) -> No
             await kernel.interrupt()
         except SupervisorError:  # an adopted kernel in signal mode: ask it anyway
             kernel.send_control("interrupt_request", {})
+
+
+def submit(router: MessageRouter, client: InternalClient, code: str, source: str) -> str:
+    """Queue ``code`` for ``client``, which sees the request's iopub messages and its reply
+    (an agent's execution, session_ext/mcp): it is waited for by whoever holds the client,
+    not here. It does not stop the queue on an error (the requests behind it are someone
+    else's). The request's msg_id; ``client.finished()`` is called once it is done."""
+    content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+               "allow_stdin": False, "stop_on_error": False}
+    msg = router.new_message("shell", "execute_request", content)
+    # who sent it, for whoever lists the queue (the Kernel Sessions panel marks agents' cells)
+    msg["metadata"]["session_ext"] = {"source": source, "agent": getattr(client, "agent", None)}
+    msg_id = msg["header"]["msg_id"]
+    router.observe(msg_id, client)
+    client.finished = lambda: router.unobserve(msg_id)
+    try:
+        router.send_client_message(client, msg, source=source)
+    except BaseException:
+        router.unobserve(msg_id)
+        raise
+    return msg_id

@@ -93,6 +93,8 @@ def history_entry(
         "finished_at": finished_at,
         "truncated": input_clipped or output_clipped,
     }
+    if request.agent:
+        entry["agent"] = request.agent  # the MCP client's name (source "agent")
     if collector and collector.error:
         entry["error"] = collector.error
     if reason is not None:

@@ -12,6 +12,7 @@ Three hooks, all on jupyter_server's own extension points:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
+HOLD_SECONDS = 10.0  # the longest an execute request waits for the supervisor's attach
 # The supervisor in the tornado settings of the server it belongs to: each hook finds its own
 # server's supervisor (several servers may run in one process, as in tests).
 SETTINGS_KEY = "session_ext_supervisor"
@@ -78,6 +80,9 @@ class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
     """
 
     closed = False
+    # execute requests that came while the supervisor was attaching to the kernel (a notebook
+    # just opened): queued once it is attached, in order (the stock path if that fails)
+    _held: list[tuple[Any, dict[str, Any]]] | None = None
 
     def connect(self) -> Any:
         connected = super().connect()
@@ -96,13 +101,39 @@ class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
         return supervisor_in(handler.settings if handler is not None else None)
 
     def handle_incoming_message(self, incoming_msg: Any) -> None:
+        if self.supervisor is None or not self.channels:
+            super().handle_incoming_message(incoming_msg)
+            return
+        msg = self._execute_request(incoming_msg)
+        if msg is None:
+            super().handle_incoming_message(incoming_msg)
+        elif self._held is not None:
+            self._held.append((incoming_msg, msg))
+        elif self._supervised_session() is not None:
+            self._queue(incoming_msg, msg)
+        elif not self._hold_until_attached(incoming_msg, msg):
+            super().handle_incoming_message(incoming_msg)
+
+    def _queue(self, incoming_msg: Any, msg: dict[str, Any]) -> None:
         session = self._supervised_session()
-        if session is not None and self.channels:
-            msg = self._execute_request(incoming_msg)
-            if msg is not None:
-                session.send_client_message(_ConnectionClient(self), msg, source="jupyter_server")
-                return
-        super().handle_incoming_message(incoming_msg)
+        if session is None:
+            super().handle_incoming_message(incoming_msg)
+        else:
+            session.send_client_message(_ConnectionClient(self), msg, source="jupyter_server")
+
+    def _hold_until_attached(self, incoming_msg: Any, msg: dict[str, Any]) -> bool:
+        attaching = self.supervisor.attaching_to_kernel(self.kernel_id)
+        if attaching is None or attaching.done():
+            return False
+        self._held = [(incoming_msg, msg)]
+        attaching.add_done_callback(lambda _: self._release_held())
+        asyncio.get_running_loop().call_later(HOLD_SECONDS, self._release_held)
+        return True
+
+    def _release_held(self) -> None:
+        held, self._held = self._held or [], None
+        for incoming_msg, msg in held:
+            self._queue(incoming_msg, msg)  # (also if it closed meanwhile: the cell runs)
 
     def _supervised_session(self) -> Any:
         supervisor = self.supervisor

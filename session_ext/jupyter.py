@@ -1,5 +1,5 @@
-"""Every touch of another package's internals (jupyter_server, jupyter_client, tornado), in
-one place.
+"""Every touch of another package's internals (jupyter_server, jupyter_client, tornado; for
+the MCP server uvicorn and the mcp SDK), in one place.
 
 Each is here because no public API does the job; each says why and which versions it was
 checked against (jupyter_server 2.14 - 2.21.1, jupyter_client 8.6 - 8.10, tornado 6.2 - 6.6).
@@ -103,3 +103,29 @@ def request_prepared(handler: Any) -> bool:
 def response_finished(handler: Any) -> bool:
     """Whether tornado already sent the response (``RequestHandler._finished``)."""
     return handler._finished
+
+
+# --- the MCP listener (uvicorn 0.31 - 0.54, mcp 2.3) ---------------------------------------
+
+
+def uvicorn_server(config: Any) -> Any:
+    """A uvicorn server that runs inside the server's event loop without taking its signals:
+    ``Server.serve`` installs SIGINT/SIGTERM handlers (``capture_signals``) and, when it
+    returns, re-raises the signals it caught; jupyter_server's own handlers must stay."""
+    import contextlib
+
+    import uvicorn
+
+    class LoopServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
+
+    return LoopServer(config)
+
+
+def mcp_session_open(manager: Any, mcp_session_id: str) -> bool:
+    """Whether the MCP SDK's session manager still serves this MCP session
+    (``StreamableHTTPSessionManager._server_instances``): it ends sessions on its own (idle
+    timeout, a crash), and an agent listed as connected must be one it still serves."""
+    return mcp_session_id in getattr(manager, "_server_instances", {mcp_session_id: None})

@@ -126,6 +126,7 @@ class SessionSpec:
     kernel_name: str | None = None
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    workspace_id: str | None = None  # the MCP workspace it belongs to (session_ext/mcp)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -165,6 +166,7 @@ def parse_new_session(body: Any, defaults: dict[str, Any]) -> tuple[dict[str, An
         "kernel_name": given.get("kernel_name"),
         "tags": given.get("tags", []),
         "metadata": metadata,
+        "workspace_id": given.get("workspace_id"),
     }
     if fields["startup_environment"] in ("command", "script") and not fields[
         "startup_environment_arg"

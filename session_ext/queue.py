@@ -28,6 +28,7 @@ class QueuedRequest:
     """An execute_request waiting for, or holding, the kernel."""
 
     __slots__ = (
+        "agent",
         "client",
         "idle_seen",
         "interrupted_by_supervisor",
@@ -45,7 +46,8 @@ class QueuedRequest:
         self.msg = msg
         self.msg_id: str = msg["header"]["msg_id"]
         self.client = client  # who gets the replies (a websocket client or a REST waiter)
-        self.source = source  # "websocket", "rest" or "jupyter_server"
+        self.source = source  # "websocket", "rest", "jupyter_server" or "agent"
+        self.agent: str | None = getattr(client, "agent", None)  # an MCP client's name
         self.queued_at = now_ms()
         self.started_at: int | None = None
         self.reply_status: str | None = None  # set when the execute_reply arrives
@@ -68,7 +70,11 @@ class QueuedRequest:
         return bool(self.msg.get("content", {}).get("stop_on_error", True))
 
     def summary(self, code_chars: int = 200) -> dict[str, Any]:
-        return {"msg_id": self.msg_id, "code": self.code[:code_chars], "queued_at": self.queued_at}
+        summary = {"msg_id": self.msg_id, "code": self.code[:code_chars],
+                   "queued_at": self.queued_at, "source": self.source}
+        if self.agent:
+            summary["agent"] = self.agent
+        return summary
 
     def public_message(self) -> dict[str, Any]:
         """The request as a Jupyter message (for ``execution_queue``); buffers are not JSON."""

@@ -71,7 +71,8 @@ def session_record(session: ActiveSession) -> dict[str, Any]:
 def request_record(request: QueuedRequest) -> dict[str, Any]:
     """A queued request as the store keeps it (durable mode); encoded on the store's worker
     (buffers as base64)."""
-    return {"msg": request.msg, "source": request.source, "queued_at": request.queued_at}
+    return {"msg": request.msg, "source": request.source, "queued_at": request.queued_at,
+            "agent": request.agent}
 
 
 def restored_request(row: dict[str, Any]) -> QueuedRequest:
@@ -81,6 +82,7 @@ def restored_request(row: dict[str, Any]) -> QueuedRequest:
     msg["buffers"] = [base64.b64decode(b) for b in msg.get("buffers") or ()]
     request = QueuedRequest(msg, None, record.get("source") or "websocket")
     request.queued_at = record.get("queued_at") or request.queued_at
+    request.agent = record.get("agent")
     request.started_at = row.get("started_at")
     request.may_start = request.start_requested = request.started_at is not None
     return request

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from . import launch
 from .cells import CellExecution, NotebookCells
 from .channels import WebsocketClient
-from .execute import execute
+from .execute import execute, submit
 from .kernel import KernelProcess
 from .messages import kernel_event
 from .models import (
@@ -372,6 +372,16 @@ class ActiveSession(StatusMachine):
             )
         self._require_running()
         return await execute(self.router, self.kernel, request)
+
+    def submit_execution(self, client: Any, code: str, source: str) -> str:
+        """Queue ``code`` for an internal client that follows it on its own (an agent's
+        execution, session_ext/mcp); its msg_id."""
+        if not self.is_running:
+            raise SupervisorError(
+                409, SESSION_NOT_RUNNING, f"Session {self.session_id!r} is not running"
+            )
+        self._require_running()
+        return submit(self.router, client, code, source)
 
     def set_resource_usage(self, usage: dict[str, Any]) -> None:
         self.resource_usage = usage

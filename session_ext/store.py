@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS cells (
     PRIMARY KEY (session_id, cell_id)
 );
 """
+# MCP workspaces (id, display name, token): created when first used
+MCP_WORKSPACES_TABLE = (
+    "CREATE TABLE IF NOT EXISTS mcp_workspaces (workspace_id TEXT PRIMARY KEY, data TEXT NOT NULL)"
+)
 
 
 class SessionStore:
@@ -285,6 +289,45 @@ class SessionStore:
             ]
             result.append((json.loads(data), [json.loads(r[0]) for r in reversed(rows)], queued))
         return result
+
+    # --- MCP workspaces (session_ext/mcp/workspaces.py) ---------------------------------
+
+    def save_workspace(self, workspace_id: str, record: dict[str, Any]) -> asyncio.Future:
+        if self.enabled:
+            return self._submit(self._save_workspace, workspace_id, json.dumps(record))
+        return self._nothing()
+
+    def _save_workspace(self, workspace_id: str, data: str) -> None:
+        db = self._connect()
+        with db:
+            db.execute(MCP_WORKSPACES_TABLE)
+            db.execute(
+                "INSERT INTO mcp_workspaces (workspace_id, data) VALUES (?, ?) "
+                "ON CONFLICT(workspace_id) DO UPDATE SET data = excluded.data",
+                (workspace_id, data),
+            )
+
+    def delete_workspace(self, workspace_id: str) -> asyncio.Future:
+        if self.enabled:
+            return self._submit(self._delete_workspace, workspace_id)
+        return self._nothing()
+
+    def _delete_workspace(self, workspace_id: str) -> None:
+        db = self._connect()
+        with db:
+            db.execute(MCP_WORKSPACES_TABLE)
+            db.execute("DELETE FROM mcp_workspaces WHERE workspace_id = ?", (workspace_id,))
+
+    async def load_workspaces(self) -> list[dict[str, Any]]:
+        if not self.enabled:
+            return []
+        return await self._submit(self._load_workspaces)
+
+    def _load_workspaces(self) -> list[dict[str, Any]]:
+        db = self._connect()
+        with db:
+            db.execute(MCP_WORKSPACES_TABLE)
+        return [json.loads(row[0]) for row in db.execute("SELECT data FROM mcp_workspaces")]
 
     async def close(self) -> None:
         if self.enabled:

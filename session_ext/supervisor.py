@@ -222,6 +222,11 @@ class Supervisor:
         session = self._by_kernel.get(kernel_id)
         return session if session is not None and session.is_running else None
 
+    def attaching_to_kernel(self, kernel_id: str) -> asyncio.Task | None:
+        """The attach in progress to this jupyter_server kernel, if any."""
+        session = self._by_kernel.get(kernel_id)
+        return self._attaching.get(session.session_id) if session is not None else None
+
     def mirror_jupyter_session(self, model: dict[str, Any]) -> None:
         """A session of /api/sessions was created or changed: show it as an ActiveSession
         (same id, its kernel, notebook_uri) at once; attaching to its kernel (once the kernel

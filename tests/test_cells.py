@@ -168,6 +168,34 @@ async def test_cells_are_kept_per_cell_id_whoever_watches(api, jp_fetch):
     await jp_fetch("api", "sessions", session_id, method="DELETE")
 
 
+async def test_cells_run_as_the_notebook_opens_are_kept(api, jp_fetch, monkeypatch):
+    """Run at once, while the supervisor is still attaching to the new kernel: held until it
+    is attached, then queued like every other cell (in order)."""
+    from session_ext.kernel import KernelProcess
+
+    wait = KernelProcess.wait_for_server_kernel
+
+    async def slow_attach(self, wanted):  # the race made certain: the attach takes a second
+        await asyncio.sleep(1)
+        return await wait(self, wanted)
+
+    monkeypatch.setattr(KernelProcess, "wait_for_server_kernel", slow_attach)
+    model = await open_notebook(jp_fetch, path="early.ipynb")
+    session_id = model["id"]
+    ws = await StockSocket.open(api, model["kernel"]["id"], v1=True)
+    assert (await api.session(session_id))["status"] == "starting"
+    first = send_cell(ws, "print('first')", "e1")
+    second = send_cell(ws, "print('second')", "e2")
+    assert (await ws.reply_to(first))["content"]["execution_count"] == 1
+    assert (await ws.reply_to(second))["content"]["execution_count"] == 2
+    cells = await until_cells(api, session_id, all_done("e1", "e2"))
+    assert [cells[i]["outputs"][0]["text"] for i in ("e1", "e2")] == ["first\n", "second\n"]
+    history = await api.ok("GET", f"sessions/{session_id}/history")
+    assert [h["source"] for h in history] == ["jupyter_server", "jupyter_server"]
+    ws.conn.close()
+    await jp_fetch("api", "sessions", session_id, method="DELETE")
+
+
 async def test_closing_the_tab_aborts_nothing_and_writes_to_no_closed_socket(api, jp_fetch, caplog):
     model = await open_notebook(jp_fetch, path="closed.ipynb")
     session_id = model["id"]

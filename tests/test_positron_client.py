@@ -78,7 +78,8 @@ def assert_exercised(report: dict) -> None:
                "channels: execute", "interruptSession", "restartSession", "connectionInfo",
                "clientHeartbeat", "getServerConfiguration", "setServerConfiguration",
                "executeCode", "getSessionHistory", "adoptSession", "killSession", "deleteSession",
-               "shutdownServer", "channelsUpgrade"):
+               "shutdownServer", "channelsUpgrade", "registerMcpWorkspace",
+               "mcpWorkspaceChannel", "deregisterMcpWorkspace"):
         assert report.get(op, {}).get("ok"), op
 
 

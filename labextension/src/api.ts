@@ -6,6 +6,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import type { IMcpWorkspace } from './mcp';
 import { IActiveSession } from './model';
 
 /** A failed supervisor request; `message` is the server's text for users. */
@@ -25,6 +26,8 @@ export interface IQueueEntry {
   msg_id: string;
   code: string;
   queued_at?: number;
+  source?: string;
+  agent?: string;
 }
 
 export interface IQueueResponse {
@@ -112,6 +115,13 @@ export class SupervisorClient {
   /** What each notebook cell's latest execution produced (kept by the server). */
   getCells(sessionId: string): Promise<ICellsResponse> {
     return this._request<ICellsResponse>(['sessions', sessionId, 'cells'], {
+      method: 'GET'
+    });
+  }
+
+  /** An MCP workspace: its id, token, port and URL (404 when there is none). */
+  getMcpWorkspace(workspaceId: string): Promise<IMcpWorkspace> {
+    return this._request<IMcpWorkspace>(['mcp', 'workspaces', workspaceId], {
       method: 'GET'
     });
   }

@@ -54,7 +54,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       store,
       stream,
       client,
-      commands: app.commands
+      commands: app.commands,
+      mcp: true
     });
     app.shell.add(panel, 'left', { rank: 650 });
     restorer?.add(panel, PANEL_ID);

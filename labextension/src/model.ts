@@ -80,6 +80,9 @@ export interface IActiveSession {
 export interface IQueuedRequest {
   msg_id: string;
   code: string;
+  /** Who queued it: `agent` for an MCP tool call (then `agent` is its name). */
+  source?: string;
+  agent?: string;
 }
 
 /** The frames of the `/supervisor/events` websocket that we understand. */
@@ -116,6 +119,8 @@ export type SupervisorEvent =
 export interface IQueuedCell {
   msgId: string;
   code: string;
+  /** The agent (MCP client) that queued it, if an agent did. */
+  agent?: string;
 }
 
 /**
@@ -303,6 +308,22 @@ export function messageCode(msg: IJupyterMessage | null | undefined): string {
   return typeof code === 'string' ? code : '';
 }
 
+/** The agent an execute_request came from (the server marks agents' requests
+ * in their metadata: `session_ext.agent`). */
+export function messageAgent(
+  msg: IJupyterMessage | null | undefined
+): string | undefined {
+  const mark = msg?.metadata?.session_ext as { agent?: unknown } | undefined;
+  return typeof mark?.agent === 'string' && mark.agent ? mark.agent : undefined;
+}
+
+function requestAgent(r: IQueuedRequest): string | undefined {
+  if (r.source !== 'agent') {
+    return undefined;
+  }
+  return typeof r.agent === 'string' && r.agent ? r.agent : 'agent';
+}
+
 export function queueFromExecutionQueue(
   q: IExecutionQueue | null | undefined
 ): IQueueSummary {
@@ -311,11 +332,16 @@ export function queueFromExecutionQueue(
   }
   const pending = (Array.isArray(q.pending) ? q.pending : []).map(m => ({
     msgId: m?.header?.msg_id ?? '',
-    code: messageCode(m)
+    code: messageCode(m),
+    agent: messageAgent(m)
   }));
   return {
     active: q.active
-      ? { msgId: q.active.header?.msg_id ?? '', code: messageCode(q.active) }
+      ? {
+          msgId: q.active.header?.msg_id ?? '',
+          code: messageCode(q.active),
+          agent: messageAgent(q.active)
+        }
       : null,
     pending,
     length: typeof q.length === 'number' ? q.length : pending.length
@@ -329,13 +355,15 @@ export function queueFromEvent(ev: {
 }): IQueueSummary {
   const pending = (Array.isArray(ev.pending) ? ev.pending : []).map(r => ({
     msgId: r.msg_id,
-    code: typeof r.code === 'string' ? r.code : ''
+    code: typeof r.code === 'string' ? r.code : '',
+    agent: requestAgent(r)
   }));
   return {
     active: ev.active
       ? {
           msgId: ev.active.msg_id,
-          code: typeof ev.active.code === 'string' ? ev.active.code : ''
+          code: typeof ev.active.code === 'string' ? ev.active.code : '',
+          agent: requestAgent(ev.active)
         }
       : null,
     pending,

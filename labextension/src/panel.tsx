@@ -21,6 +21,7 @@ import * as React from 'react';
 import { SupervisorClient } from './api';
 import { ConnectionState, EventStream } from './events';
 import { sessionsIcon } from './icons';
+import { AgentBadge, copyText, McpView, McpWorkspaceInfo } from './mcp';
 import {
   canOpenConsole,
   describeStatus,
@@ -44,6 +45,8 @@ export interface ISessionsPanelOptions {
   stream: EventStream;
   client: SupervisorClient;
   commands: CommandRegistry;
+  /** Show the MCP workspace of the server's notebooks (its URL, a copy button). */
+  mcp?: boolean;
 }
 
 export class SessionsPanel extends ReactWidget {
@@ -58,6 +61,10 @@ export class SessionsPanel extends ReactWidget {
     options.stream.stateChanged.connect(this._refresh, this);
     // The clocks tick locally; the interval only re-renders while visible.
     this._ticker = setInterval(() => this._refresh(), 1000);
+    this._mcp = new McpWorkspaceInfo(options.client, () => this._refresh());
+    if (options.mcp) {
+      void this._mcp.load().catch(() => undefined);
+    }
   }
 
   dispose(): void {
@@ -86,6 +93,17 @@ export class SessionsPanel extends ReactWidget {
         expanded={this._expanded}
         inFlight={this._inFlight}
         handlers={this._handlers}
+        mcp={
+          <McpView
+            workspace={this._mcp.workspace}
+            copied={this._mcpCopied}
+            onCopy={text => {
+              copyText(text);
+              this._mcpCopied = true;
+              this.update();
+            }}
+          />
+        }
       />
     );
   }
@@ -175,7 +193,12 @@ export class SessionsPanel extends ReactWidget {
       this.update();
     },
     // Reconnecting makes the server send a fresh snapshot.
-    refresh: () => this._options.stream.reconnect()
+    refresh: () => {
+      this._options.stream.reconnect();
+      if (this._options.mcp) {
+        void this._mcp.load().catch(() => undefined);
+      }
+    }
   };
 
   private _options: ISessionsPanelOptions;
@@ -183,6 +206,8 @@ export class SessionsPanel extends ReactWidget {
   /** Sessions whose pending-cell list is open. */
   private _expanded = new Set<string>();
   private _inFlight = new Set<string>();
+  private _mcp: McpWorkspaceInfo;
+  private _mcpCopied = false;
 }
 
 function messageOf(err: unknown): string {
@@ -210,6 +235,8 @@ interface ISessionsViewProps {
   expanded: Set<string>;
   inFlight: Set<string>;
   handlers: ISessionHandlers;
+  /** The MCP box (session_ext's agents), under the header. */
+  mcp?: JSX.Element;
 }
 
 const CONNECTION_LABEL: { [state in ConnectionState]: string } = {
@@ -238,6 +265,7 @@ function SessionsView(props: ISessionsViewProps): JSX.Element {
           onClick={handlers.refresh}
         />
       </header>
+      {props.mcp}
       {entries.length === 0 ? (
         <div className="jp-SessionExt-empty">
           {loaded ? 'No kernel sessions.' : 'Loading kernel sessions…'}
@@ -376,7 +404,8 @@ function QueueView(props: {
           data-msg-id={queue.active.msgId}
           title={queue.active.code}
         >
-          ▶ <code>{firstLine(queue.active.code)}</code>
+          ▶ <AgentBadge agent={queue.active.agent} />
+          <code>{firstLine(queue.active.code)}</code>
         </div>
       )}
       <button
@@ -402,6 +431,7 @@ function QueueView(props: {
               data-msg-id={cell.msgId}
               title={cell.code}
             >
+              <AgentBadge agent={cell.agent} />
               <code>{firstLine(cell.code)}</code>
               <ActionButton
                 action="cancel"

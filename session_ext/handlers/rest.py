@@ -20,7 +20,7 @@ class StatusHandler(SupervisorAPIHandler):
     @web.authenticated
     @authorized(READ)
     def get(self):
-        self.write_json(self.supervisor.status())
+        self.write_json({**self.supervisor.status(), "mcp": self.extensionapp.mcp.status()})
 
 
 class SessionsHandler(SupervisorAPIHandler):

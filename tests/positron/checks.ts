@@ -7,7 +7,7 @@
 import {
     ActiveSession, ConnectionInfo, ExecuteOutput, ExecuteOutputTypeEnum, ExecuteReply,
     ExecuteReplyStatusEnum, ExecutionError, ExecutionHistoryEntry, ExecutionQueue, InterruptMode,
-    NewSession200Response, ResourceUsage, ServerConfiguration, ServerConfigurationLogLevelEnum,
+    McpClient, McpStatus, McpWorkspace, McpWorkspaceStatus, NewSession200Response, ResourceUsage, ServerConfiguration, ServerConfigurationLogLevelEnum,
     ServerStatus, SessionList, SessionMode, Status,
 } from './kcclient/api';
 
@@ -116,11 +116,31 @@ export const sessionList: Spec<SessionList> = {
     sessions: req('array', { item: (v, at) => check('ActiveSession', v, activeSession, at) }),
 };
 
+export const mcpClient: Spec<McpClient> = {
+    id: req('integer'), name: opt('string'), version: opt('string'), pid: opt('integer'),
+    working_directory: opt('string'), session_id: opt('string'), connected_at: req('string'),
+};
+
+export const mcpWorkspaceStatus: Spec<McpWorkspaceStatus> = {
+    id: req('string'), display_name: req('string'), connected: req('boolean'),
+    clients: req('array', { item: (v, at) => check('McpClient', v, mcpClient, at) }),
+};
+
+export const mcpStatus: Spec<McpStatus> = {
+    active: req('boolean'), port: req('integer'), request_count: req('integer'),
+    workspaces: req('array', { item: (v, at) => check('McpWorkspaceStatus', v, mcpWorkspaceStatus, at) }),
+};
+
+export const mcpWorkspace: Spec<McpWorkspace> = {
+    workspace_id: req('string'), token: req('string'), port: req('integer'), url: req('string'),
+};
+
 export const serverStatus: Spec<ServerStatus> = {
     sessions: req('integer'), active: req('integer'), busy: req('boolean'),
     idle_seconds: req('integer'), busy_seconds: req('integer'), uptime_seconds: req('integer'),
     version: req('string'), process_id: req('integer'), started: req('string'),
-    server_id: opt('string'), mcp: opt('object'),
+    server_id: opt('string'),
+    mcp: opt('object', { item: (v, at) => check('McpStatus', v, mcpStatus, at) }),
 };
 
 export const executeOutput: Spec<ExecuteOutput> = {

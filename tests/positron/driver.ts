@@ -10,11 +10,11 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { isAxiosError } from 'axios';
+import axios, { isAxiosError } from 'axios';
 import WebSocket from 'ws';
 import {
-    ActiveSession, ConnectionInfo, DefaultApi, ExecuteReply, ExecutionHistoryEntry, InterruptMode,
-    NewSession, RestartSession, ServerConfiguration, ServerStatus, SessionList, SessionMode,
+    ActiveSession, ConnectionInfo, DefaultApi, DefaultApiAxiosParamCreator, ExecuteReply,
+    ExecutionHistoryEntry, InterruptMode, McpStatus, McpWorkspace, NewSession, RestartSession, ServerConfiguration, ServerStatus, SessionList, SessionMode,
     StartupEnvironment, Status, VarActionType,
 } from './kcclient/api';
 import { Configuration } from './kcclient/configuration';
@@ -304,22 +304,93 @@ async function scenario(): Promise<void> {
         throw new Error('a deleted session is still there');
     });
 
-    // MCP workspaces belong to another issue: record how the server answers
-    const mcp: Array<[string, () => Promise<{ status: number }>]> = [
-        ['registerMcpWorkspace', () => api.registerMcpWorkspace({ display_name: 'driver' })],
-        ['deregisterMcpWorkspace', () => api.deregisterMcpWorkspace('driver')],
-        ['mcpWorkspaceChannel', () => api.mcpWorkspaceChannel('driver')],
-    ];
-    for (const [name, call] of mcp) {
-        try {
-            const r = await withTimeout(call(), WAIT_MS, name);
-            report[name] = { ok: false, detail: `unexpectedly answered ${r.status}` };
-        } catch (err) {
-            report[name] = { ok: true, detail: `not implemented (HTTP ${isAxiosError(err) ? err.response?.status : err})` };
-        }
-    }
+    await mcpWorkspaces(kernelArgv);
 
     await op('shutdownServer', () => api.shutdownServer({ timeout: WAIT_MS }));
+}
+
+// --- MCP workspaces, as Positron registers its window's ------------------------------------
+
+async function mcpStatus(): Promise<McpStatus> {
+    const s = checks.check<ServerStatus>('ServerStatus', (await api.serverStatus()).data, checks.serverStatus);
+    expect(s.mcp, 'GET /status has no mcp');
+    return s.mcp;
+}
+
+/** What an agent's first request to the workspace's MCP URL gets (the HTTP status). */
+async function mcpProbe(url: string, token: string): Promise<number> {
+    const r = await axios.post(url, {
+        jsonrpc: '2.0', id: 1, method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'driver', version: '1' } },
+    }, { headers: { Authorization: `Bearer ${token}`, Accept: 'application/json, text/event-stream' },
+         validateStatus: () => true, responseType: 'text', proxy: false, timeout: WAIT_MS });
+    return r.status;
+}
+
+async function mcpWorkspaces(kernelArgv: string[]): Promise<void> {
+    const ws = await op('registerMcpWorkspace', async () => {
+        const w: McpWorkspace = checks.check('McpWorkspace', (await api.registerMcpWorkspace({ display_name: 'driver folder' })).data, checks.mcpWorkspace);
+        expect(w.url === `http://127.0.0.1:${w.port}/mcp/${w.workspace_id}` && w.token !== state.bearer_token, JSON.stringify(w));
+        // again with the id and token it was issued (a window reload, a restarted server)
+        const again: McpWorkspace = checks.check('McpWorkspace', (await api.registerMcpWorkspace({
+            workspace_id: w.workspace_id, display_name: 'driver folder', token: w.token, preferred_port: w.port })).data, checks.mcpWorkspace);
+        expect(JSON.stringify(again) === JSON.stringify(w), `re-registered: ${JSON.stringify(again)}`);
+        const s = await mcpStatus();
+        expect(s.active && s.port === w.port && s.workspaces.some((x) => x.id === w.workspace_id && !x.connected), JSON.stringify(s));
+        expect(await mcpProbe(w.url, w.token) === 200, 'the workspace token did not open its MCP URL');
+        expect(await mcpProbe(w.url, state.bearer_token) === 401, 'the server token opened the MCP URL');
+        // a session of the workspace
+        await api.newSession({ ...newSession(`${w.workspace_id}-s`, kernelArgv), workspace_id: w.workspace_id });
+        await api.deleteSession(`${w.workspace_id}-s`);
+        return w;
+    });
+
+    await op('mcpWorkspaceChannel', async () => {
+        // The generated call is a plain GET (no upgrade): a JSON 400, as for the channels.
+        try {
+            await api.mcpWorkspaceChannel(ws.workspace_id);
+            throw new Error('a plain GET of the channel was answered 2xx');
+        } catch (err) {
+            expect(isAxiosError(err) && err.response?.status === 400, `plain GET: ${err}`);
+        }
+        // The websocket at the operation's path, under the API's base as Positron's
+        // websockets are (the unix socket's root for the socket transport).
+        const { url } = await DefaultApiAxiosParamCreator(api['configuration']).mcpWorkspaceChannel(ws.workspace_id);
+        const uri = socketTransport
+            ? `ws+unix://${state.socket_path}:${url}`
+            : `${state.base_path!.replace(/^http/, 'ws').replace(/\/$/, '')}${url}`;
+        // @ts-ignore -- as Positron reads them (KallichoreSession.connect)
+        const headers = api.configuration?.baseOptions?.headers;
+        const socket = new WebSocket(uri, { headers });
+        const first = await withTimeout(new Promise<any>((resolve, reject) => {
+            socket.once('message', (data) => resolve(JSON.parse(data.toString())));
+            socket.once('error', reject);
+        }), WAIT_MS, `websocket ${uri}`);
+        expect(first.event === 'connected' && first.workspace_id === ws.workspace_id, JSON.stringify(first));
+        let s = await mcpStatus();
+        expect(s.workspaces.find((x) => x.id === ws.workspace_id)?.connected === true, 'not connected while the channel is open');
+        socket.close();
+        const deadline = Date.now() + WAIT_MS;
+        do {
+            await sleep(50);
+            s = await mcpStatus();
+        } while (s.workspaces.find((x) => x.id === ws.workspace_id)?.connected && Date.now() < deadline);
+        expect(s.workspaces.find((x) => x.id === ws.workspace_id)?.connected === false, 'still connected after the close');
+    });
+
+    await op('deregisterMcpWorkspace', async () => {
+        await api.deregisterMcpWorkspace(ws.workspace_id);
+        const s = await mcpStatus();
+        expect(!s.active && s.port === 0 && !s.workspaces.length, `after the last one: ${JSON.stringify(s)}`);
+        expect(await mcpProbe(ws.url, ws.token).catch(() => 0) !== 200, 'a deregistered token still opens the MCP URL');
+        try {
+            await api.deregisterMcpWorkspace(ws.workspace_id);
+        } catch (err) {
+            expect(isAxiosError(err) && err.response?.status === 404, `again: ${err}`);
+            return;
+        }
+        throw new Error('deregistering twice was answered 2xx');
+    });
 }
 
 scenario().then(() => 0, (err) => {

@@ -28,9 +28,6 @@ import pytest
 from ..helpers import http_json
 
 HERE = Path(__file__).resolve().parent
-# This tree's labextension build (`jlpm build` in labextension/ writes it here): the test
-# server serves it rather than whichever build the environment has installed.
-BUILT_LABEXTENSION = HERE.parents[1] / "session_ext" / "labextension"
 ARTIFACTS = HERE / "artifacts"  # git-ignored; screenshots, server log, browser console
 CHROMIUM = os.environ.get("SESSION_EXT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -85,28 +82,31 @@ class LabServer:
         (settings / "notification.jupyterlab-settings").write_text(
             json.dumps({"fetchNews": "false", "checkForUpdates": False})
         )
-        jupyter_path = self.workdir / "jupyter-path"  # JUPYTER_PATH: searched first
-        if (BUILT_LABEXTENSION / "package.json").is_file():
-            name = json.loads((BUILT_LABEXTENSION / "package.json").read_text())["name"]
-            labextensions = jupyter_path / "labextensions"
-            labextensions.mkdir(parents=True, exist_ok=True)
-            if not (labextensions / name).is_symlink():  # a server started again on workdir
-                (labextensions / name).symlink_to(BUILT_LABEXTENSION, target_is_directory=True)
         if self.disabled_extensions:
             labconfig = self.config_dir / "labconfig"
             labconfig.mkdir(exist_ok=True)
             (labconfig / "page_config.json").write_text(
                 json.dumps({"disabledExtensions": {name: True for name in self.disabled_extensions}})
             )
+        own_path = {}
+        own_build = HERE.parent.parent / "session_ext" / "labextension"
+        if (own_build / "package.json").exists():
+            # The labextension built from this checkout (a worktree's too), ahead of an
+            # installed one: JUPYTER_PATH comes first in the labextensions path.
+            linked = self.workdir / "own" / "labextensions" / "session-ext-labextension"
+            linked.parent.mkdir(parents=True, exist_ok=True)
+            if not linked.is_symlink():  # (a server started again on the same workdir)
+                linked.symlink_to(own_build, target_is_directory=True)
+            own_path["JUPYTER_PATH"] = os.pathsep.join(
+                p for p in (str(self.workdir / "own"), os.environ.get("JUPYTER_PATH")) if p
+            )
         env = {
             **os.environ,
+            **own_path,
             "JUPYTER_RUNTIME_DIR": str(self.runtime_dir),
             "JUPYTER_CONFIG_DIR": str(self.config_dir),
             "JUPYTER_DATA_DIR": str(self.data_dir),
             "IPYTHONDIR": str(self.workdir / "ipython"),
-            "JUPYTER_PATH": os.pathsep.join(
-                p for p in (str(jupyter_path), os.environ.get("JUPYTER_PATH", "")) if p
-            ),
         }
         jupyter = str(Path(sys.executable).with_name("jupyter"))
         self.log = open(self.log_path, "ab")
