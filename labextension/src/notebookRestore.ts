@@ -193,25 +193,29 @@ class NotebookRestore {
       }
       throw err;
     }
-    if (this._disposed) {
-      return;
-    }
-    const models = this._codeCells();
-    const saved = Date.parse(this.context.contentsModel?.last_modified ?? '');
-    const plan = planRestore({
-      cells: [...models.values()].map(entry => entry.state),
-      executions,
-      lastSaved: Number.isNaN(saved) ? null : saved,
-      applied: this._applied
-    });
-    for (const action of plan.actions) {
-      const entry = models.get(action.cellId);
-      if (entry) {
-        this._apply(action, entry.model);
+    let message: string | null = null;
+    try {
+      if (this._disposed) {
+        return;
       }
+      const models = this._codeCells();
+      const saved = Date.parse(this.context.contentsModel?.last_modified ?? '');
+      const plan = planRestore({
+        cells: [...models.values()].map(entry => entry.state),
+        executions,
+        lastSaved: Number.isNaN(saved) ? null : saved,
+        applied: this._applied
+      });
+      for (const action of plan.actions) {
+        const entry = models.get(action.cellId);
+        if (entry) {
+          this._apply(action, entry.model);
+        }
+      }
+      message = summarize(plan);
+    } finally {
+      this._flushBuffer(true); // whatever happened: never buffer for ever
     }
-    this._flushBuffer(true);
-    const message = summarize(plan);
     if (message) {
       this.notify(message);
     }
