@@ -51,16 +51,20 @@ export class LiveOutputs {
     return this._watches.has(msgId);
   }
 
-  /** Route msgId's messages to target, whose outputs are `initial` so far. */
-  watch(msgId: string, target: ILiveTarget, initial: Output[] = []): void {
+  /**
+   * Route msgId's messages to target, whose outputs are `initial` so far;
+   * `executionCount`: its count when it already started (its execute_input
+   * came before this page listened, and its reply may go to another page).
+   */
+  watch(
+    msgId: string,
+    target: ILiveTarget,
+    initial: Output[] = [],
+    executionCount: number | null = null
+  ): void {
     const displays = new Map<string, number[]>();
     initial.forEach((output, index) => remember(displays, output, index));
-    this._watches.set(msgId, {
-      target,
-      displays,
-      executionCount: null,
-      done: false
-    });
+    this._watches.set(msgId, { target, displays, executionCount, done: false });
   }
 
   /** Stop feeding target (the user ran the cell again, or it is gone). */

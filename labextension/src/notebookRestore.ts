@@ -300,7 +300,12 @@ class NotebookRestore {
     };
     this._targets.set(model, target);
     this._settling.set(action.msgId, model);
-    this._live.watch(action.msgId, target, action.outputs);
+    this._live.watch(
+      action.msgId,
+      target,
+      action.outputs,
+      action.executionCount
+    );
   }
 
   /**
@@ -336,6 +341,9 @@ class NotebookRestore {
       const current = model.outputs.toJSON() as unknown as Output[];
       if (!outputsEqual(current, outputs)) {
         setOutputs(model, outputs);
+      }
+      if (record.status !== 'aborted' && model.executionCount === null) {
+        model.executionCount = record.execution_count;
       }
       break;
     }

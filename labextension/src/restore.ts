@@ -47,6 +47,8 @@ export type CellAction =
       cellId: string;
       msgId: string;
       status: 'queued' | 'running';
+      /** Known once it started (execute_input): the count it ends with. */
+      executionCount: number | null;
       outputs: Output[];
     }
   | { kind: 'skip'; cellId: string; msgId: string; reason: SkipReason };
@@ -108,7 +110,13 @@ function decide(
   if (status === 'queued' || status === 'running') {
     return edited
       ? skip('edited')
-      : { kind: 'pending', ...ids, status, outputs: execution.outputs ?? [] };
+      : {
+          kind: 'pending',
+          ...ids,
+          status,
+          executionCount: execution.execution_count ?? null,
+          outputs: execution.outputs ?? []
+        };
   }
   const finished =
     execution.finished_at ?? execution.started_at ?? execution.queued_at;

@@ -91,6 +91,17 @@ describe('LiveOutputs', () => {
     expect(live.size).toBe(0);
   });
 
+  it('ends with the count it started with when its input came before', () => {
+    // Another page ran it: its execute_input (and its reply) never reach
+    // this one; the restore knows the count from the server's record.
+    const live = new LiveOutputs();
+    const cell = cellTarget();
+    live.watch('m1', cell.target, [], 7);
+    live.handle(msg('m1', 'stream', { name: 'stdout', text: 'late\n' }));
+    live.handle(msg('m1', 'status', { execution_state: 'idle' }));
+    expect(cell.done).toEqual([7]);
+  });
+
   it('ends an aborted execution without a count', () => {
     const settled: string[] = [];
     const live = new LiveOutputs(id => settled.push(id));

@@ -149,6 +149,7 @@ describe('planRestore', () => {
         cellId: 'a',
         msgId: 'msg-a',
         status: 'running',
+        executionCount: 4,
         outputs: [stream('step 1\n')]
       },
       {
@@ -156,6 +157,7 @@ describe('planRestore', () => {
         cellId: 'b',
         msgId: 'msg-b',
         status: 'queued',
+        executionCount: null,
         outputs: []
       },
       { kind: 'skip', cellId: 'c', msgId: 'msg-c', reason: 'edited' }

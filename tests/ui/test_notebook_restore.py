@@ -250,6 +250,28 @@ def test_a_reload_gets_the_cells_back(browser, lab, artifacts):
 
 
 @pytest.mark.timeout(180)
+def test_a_second_browser_follows_while_the_first_stays_open(browser, lab, artifacts):
+    slow = 'import time; print("start-1", flush=True); time.sleep(15); print("done-1")'
+    save(lab, notebook(("slow", slow), ("second", 'print("marker-2")')))
+    first, session_id = run_cells(browser, lab, 2)  # stays open
+    second = browser.open_notebook(lab)
+    for i in range(2):
+        expect(prompt(second, i)).to_have_text("[*]:")
+    expect(output(second, 0)).to_have_text("start-1")
+    for page in (first, second):
+        expect(output(page, 0)).to_have_text("start-1\ndone-1")
+        expect(prompt(page, 0)).to_have_text("[1]:")
+        expect(output(page, 1)).to_have_text("marker-2")
+        expect(prompt(page, 1)).to_have_text("[2]:")
+    wait_drained(lab, session_id, ["slow", "second"])
+    texts = """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-Cell')]
+              .map(c => [...c.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText.trim()))"""
+    for page in (first, second):  # each output once, in both
+        assert page.evaluate(texts)[:2] == [["start-1\ndone-1"], ["marker-2"]]
+    second.screenshot(path=artifacts / "second-browser.png")
+
+
+@pytest.mark.timeout(180)
 def test_reopened_while_running_shows_star_then_live_output(browser, lab, artifacts):
     slow = 'import time; print("start-1", flush=True); time.sleep(20); print("done-1")'
     save(lab, notebook(("slow", slow), ("second", 'print("marker-2")'), ("third", 'print("marker-3")')))
