@@ -272,6 +272,38 @@ def test_a_second_browser_follows_while_the_first_stays_open(browser, lab, artif
 
 
 @pytest.mark.timeout(180)
+def test_a_page_that_ran_its_cells_restores_nothing_on_reconnect(browser, lab, artifacts):
+    """What the page ran itself (its cells' own requests) is not "restored" again, and no
+    notice shows, when its kernel connection comes back."""
+    save(lab, notebook(
+        ("out", 'print("a"); print("b", flush=True); import sys; print("e", file=sys.stderr)'),
+        ("result", "{'x': [1, 2]}"),
+        ("display", "from IPython.display import HTML, display; display(HTML('<b>bold</b>'))"),
+        ("error", "1/0"),
+    ))
+    page = browser.open_notebook(lab)
+    expect(page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")).to_have_count(1)
+    session_id = notebook_session(lab)
+    cells(page).first.locator(".cm-content").click()
+    for _ in range(4):
+        page.keyboard.press("Shift+Enter")
+    expect(output(page, 3)).to_contain_text("ZeroDivisionError")
+    wait_drained(lab, session_id, ["out", "result", "display", "error"])
+    reconnects = []
+    page.on("request", lambda r: reconnects.append(r.url) if "/cells" in r.url else None)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Reconnect to Kernel").click()
+    deadline = time.monotonic() + 15
+    while not reconnects and time.monotonic() < deadline:  # the restore's fetch
+        page.wait_for_timeout(200)
+    assert reconnects, "no /cells fetch after the kernel connection came back"
+    page.wait_for_timeout(1000)
+    assert page.locator(".Toastify__toast").count() == 0
+    for i, count in enumerate([1, 2, 3, 4]):
+        expect(prompt(page, i)).to_have_text(f"[{count}]:")
+
+
+@pytest.mark.timeout(180)
 def test_reopened_while_running_shows_star_then_live_output(browser, lab, artifacts):
     slow = 'import time; print("start-1", flush=True); time.sleep(20); print("done-1")'
     save(lab, notebook(("slow", slow), ("second", 'print("marker-2")'), ("third", 'print("marker-3")')))
