@@ -26,7 +26,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 
 from session_ext.provisioning import launches_locally
 
-from .helpers import WAIT, StandaloneServer
+from .helpers import WAIT, OpenAPI, StandaloneServer
 from .sshd import Sshd, SshdUnavailable
 
 JUPYTER = str(Path(sys.executable).with_name("jupyter"))
@@ -165,6 +165,7 @@ def interrupted(server, session_id: str) -> dict:
 
 
 def assert_remote(model: dict, host: str) -> None:
+    OpenAPI.load().validate_schema("ActiveSession", model)
     assert model["process_id"] is None and model["resource_usage"] is None
     placement = model["provisioner"]
     assert placement["name"] == "distributed-provisioner" and placement["local"] is False
@@ -191,6 +192,7 @@ def test_a_kernel_over_ssh(server, sshd):
     # argv[0] exists on the remote login's PATH only: the argv check did not apply.
     assert model["argv"][0] == "remote-python"
     local = start_session(server, "local", kernel_name="python3")
+    OpenAPI.load().validate_schema("ActiveSession", local)
     assert local["process_id"] and local["provisioner"] == {
         "name": "local-provisioner", "local": True, "host": None, "pid": local["process_id"],
     }
