@@ -81,6 +81,7 @@ class KernelProcess:
         self._session_id: str | None = None
         self._handshake: KernelInfoHandshake | None = None  # the latest one
         self._exit_watch = provisioning.ExitWatch()
+        self._process_key: tuple | None = None  # tells a restarted process from this one
 
     @property
     def connected(self) -> bool:
@@ -178,14 +179,13 @@ class KernelProcess:
 
     def is_current_process(self) -> bool:
         """Connected to the process jupyter_server runs now (not one it replaced)."""
-        return self.conn is not None and self.placement is not None and (
-            provisioning.provisioner_pid(self.km) == self.placement["pid"]
-        )
+        return self.conn is not None and provisioning.process_key(self.km) == self._process_key
 
     def _placed(self, km: Any, info: dict[str, Any] | None = None) -> None:
         """The kernel runs: its local pid (none for a remote one), and where it runs."""
         self.process_id = provisioning.local_pid(km)
         self.placement = provisioning.placement(km, info or self.provisioner_info)
+        self._process_key = provisioning.process_key(km)
 
     async def restart_server_kernel(self) -> None:
         await ensure_async(self.mkm.restart_kernel(self.kernel_id))

@@ -116,6 +116,12 @@ def provisioner_pid(km: Any) -> int | None:
     return pid if isinstance(pid, int) and pid > 0 else None
 
 
+def process_key(km: Any) -> tuple:
+    """What tells a kernel's process from the next one of the same kernel manager (after a
+    restart): its pid where it runs (a remote provisioner may have none) and its ports."""
+    return (provisioner_pid(km), km.shell_port, km.iopub_port, km.control_port)
+
+
 def local_pid(km: Any) -> int | None:
     """The kernel's local process id, when its provisioner has one (not for remote ones)."""
     return provisioner_pid(km) if is_local(km) else None
