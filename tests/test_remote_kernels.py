@@ -103,6 +103,8 @@ class RemoteServer(StandaloneServer):
 
     def call(self, method, path, body=None, timeout=WAIT):
         code, result = super().call(method, path, body, timeout)
+        if code == 200 and path.endswith(("/start", "/restart")):  # a new kernel: note it
+            self.call("GET", path.rsplit("/", 1)[0])
         provisioner = result.get("provisioner") if isinstance(result, dict) else None
         if provisioner and provisioner.get("pid") and provisioner["pid"] not in self.processes:
             self.provisioner_pids.add(provisioner["pid"])
