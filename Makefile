@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8888
 
-.PHONY: run supervisor kcserver test test-ts test-python test-upstream bench chromium clean
+.PHONY: run supervisor kcserver test test-ts test-python test-upstream bench chromium sshd clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ kcserver: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
+# The remote-kernel tests run a private sshd (tests/sshd.py): Debian's openssh-server binary.
+sshd:
+	@command -v /usr/sbin/sshd >/dev/null || (apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null)
+
 test-ts: $(STAMP)
 	cd labextension && ../$(BIN)/jlpm install --immutable >/dev/null && ../$(BIN)/jlpm test
 
@@ -44,7 +48,7 @@ $(POSITRON_NODE): tests/positron/package.json tests/positron/package-lock.json
 	cd tests/positron && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test-python: $(STAMP) chromium $(POSITRON_NODE)
+test-python: $(STAMP) chromium sshd $(POSITRON_NODE)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # jupyter_server's own tests (the installed version's sdist), run without and with session_ext:

@@ -17,7 +17,7 @@ from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 from traitlets import Bool, Enum, Float, Int, Unicode, default
 
-from . import __version__, integration
+from . import __version__, integration, jupyter
 from .events import EventBus
 from .handlers import mcp as mcp_handlers
 from .handlers import rest, websocket
@@ -225,6 +225,7 @@ class SessionExtApp(ExtensionApp):
     def initialize_settings(self):
         # The package's module loggers ("session_ext.*") write through this app's log.
         logging.getLogger("session_ext").parent = self.log
+        jupyter.gateway_provisioners_nonblocking()  # before any remote kernel is started
         self.events = EventBus()
         store = SessionStore(self.db_path, self.history_size)
         try:

@@ -73,12 +73,15 @@ class KernelProcess:
         self.conn: KernelConnection | None = None
         self.output: ProcessOutput | None = None
         self.msg_session: Session | None = None
-        self.process_id: int | None = None
+        self.process_id: int | None = None  # a local process's only
+        self.placement: dict[str, Any] | None = None  # where it runs (provisioning.placement)
         self.provisioner_info: dict[str, Any] | None = None  # persisted, for re-attachment
         # Durable mode: the earlier server's message session id, so our sockets have its
         # ZeroMQ identity and the kernel's replies to its requests reach us.
         self._session_id: str | None = None
         self._handshake: KernelInfoHandshake | None = None  # the latest one
+        self._exit_watch = provisioning.ExitWatch()
+        self._process_key: tuple | None = None  # tells a restarted process from this one
 
     @property
     def connected(self) -> bool:
@@ -97,25 +100,27 @@ class KernelProcess:
         base = None
         if spec.kernel_name:
             base = launch.load_kernelspec(self.mkm.kernel_spec_manager, spec.kernel_name)
-        launch.check_program(spec.argv, env, cwd)
-        self.km = km = self._new_manager(base, spec.kernel_name)
-        self.output = self._open_output()
+        km = self._new_manager(base, spec.kernel_name)
+        # Popen's arguments (output files, the parent-death watch) only for a local process:
+        # another provisioner runs the kernel elsewhere, and may pass its own.
+        local = provisioning.launches_locally(km.kernel_spec, self.mkm)
+        launch.check_program(spec.argv, env, cwd, on_this_machine=local)
+        self.km = km
+        self.output = output = self._open_output() if local else None
+        popen = dict(
+            stdout=output.stdout, stderr=output.stderr,
+            independent=self.config.keep_kernels_on_shutdown,
+        ) if output is not None else {}
         try:
             await asyncio.wait_for(
-                ensure_async(km.start_kernel(
-                    env=env,
-                    cwd=cwd,
-                    stdout=self.output.stdout,
-                    stderr=self.output.stderr,
-                    independent=self.config.keep_kernels_on_shutdown,
-                    kernel_id=self.kernel_id,
-                )),
+                ensure_async(km.start_kernel(env=env, cwd=cwd, kernel_id=self.kernel_id, **popen)),
                 max(deadline - time.monotonic(), 0.1),
             )
         except Exception as e:
-            await self._fail(PROCESS_START_FAILED, f"The kernel could not be launched: {e}")
-        self.process_id = provisioning.local_pid(km)
+            why = str(e) or type(e).__name__  # (a timeout says nothing)
+            await self._fail(PROCESS_START_FAILED, f"The kernel could not be launched: {why}")
         self.provisioner_info = await provisioning.provisioner_info(km)
+        self._placed(km)
         return await self.handshake(deadline)
 
     def adopt(self, connection_info: dict[str, Any]) -> None:
@@ -142,13 +147,13 @@ class KernelProcess:
         km.load_connection_info(data["connection_info"])
         if data.get("provisioner_info"):
             await provisioning.reattach_provisioner(km, data["provisioner_info"])
-            if await km.provisioner.poll() is not None:
+            if await provisioning.poll(km) is not None:
                 raise StartupError(EXITED_ABNORMALLY, "The kernel is gone", None, "")
         self.km = km
         self.provisioner_info = data.get("provisioner_info")
         self._session_id = data.get("message_session")
-        self.process_id = provisioning.local_pid(km)
-        self.output = self._open_output()
+        self._placed(km)
+        self.output = self._open_output() if provisioning.is_local(km) else None
 
     async def wait_for_server_kernel(self, wanted: Callable[[], bool]) -> bool:
         """The kernel jupyter_server started (or restarted) for its session, once it is
@@ -169,12 +174,18 @@ class KernelProcess:
         if not wanted():
             return False
         self.km = km
-        self.process_id = provisioning.local_pid(km)
+        self._placed(km, await provisioning.provisioner_info(km))
         return True
 
     def is_current_process(self) -> bool:
         """Connected to the process jupyter_server runs now (not one it replaced)."""
-        return self.conn is not None and provisioning.local_pid(self.km) == self.process_id
+        return self.conn is not None and provisioning.process_key(self.km) == self._process_key
+
+    def _placed(self, km: Any, info: dict[str, Any] | None = None) -> None:
+        """The kernel runs: its local pid (none for a remote one), and where it runs."""
+        self.process_id = provisioning.local_pid(km)
+        self.placement = provisioning.placement(km, info or self.provisioner_info)
+        self._process_key = provisioning.process_key(km)
 
     async def restart_server_kernel(self) -> None:
         await ensure_async(self.mkm.restart_kernel(self.kernel_id))
@@ -246,7 +257,7 @@ class KernelProcess:
         """Fail if the process has exited; past the deadline, fail (and kill it) or, for a
         kernel that must not be killed, return True."""
         if self.km.has_kernel and not await ensure_async(self.km.is_alive()):
-            code = await self.km.provisioner.poll()
+            code = provisioning.exit_code(self.km)  # (a remote provisioner's poll says 0)
             await self._fail(
                 EXITED_ABNORMALLY, f"The kernel exited during startup (code {code})", code
             )
@@ -271,7 +282,7 @@ class KernelProcess:
         if self.output is not None:
             output = self.output.read_all()
             self.output.close()
-        self.process_id = None
+        self.process_id = self.placement = None
         raise StartupError(code, message, exit_code, output)
 
     def _receive(self, msg: KernelMessage) -> None:
@@ -325,6 +336,12 @@ class KernelProcess:
             if self.kernel_id in self.mkm:
                 await ensure_async(self.mkm.shutdown_kernel(self.kernel_id, now=now))
         elif km is not None and km.has_kernel:
+            if not now and not provisioning.is_local(km):
+                # jupyter_client's shutdown_request goes on a control socket it connects just
+                # then and closes (100 ms linger) once the provisioner's poll says the kernel
+                # is gone — which gateway-provisioners' says as soon as it told its listener
+                # to stop, so the request was often lost: ours goes on a connection that is up.
+                self.send_control("shutdown_request", {"restart": False})
             try:
                 await ensure_async(km.shutdown_kernel(now=now))
             except Exception:
@@ -338,7 +355,7 @@ class KernelProcess:
         tells). False while jupyter_server is restarting or shutting it down: its result
         decides."""
         km = self.km
-        if km is None or not km.has_kernel or await km.provisioner.poll() is None:
+        if km is None or not km.has_kernel or not await self._exit_watch.exited(km):
             return False
         return not (km.shutting_down and self.kernel_id in self.mkm)
 
@@ -363,7 +380,7 @@ class KernelProcess:
         if self.output is not None:
             self.output.poll()
             self.output.close()
-        self.process_id = None
+        self.process_id = self.placement = None
         self._session_id = None
 
     def detach(self) -> None:

@@ -15,8 +15,9 @@ from jupyter_client.kernelspec import KernelSpec, NoSuchKernel
 from . import jupyter
 from .models import KERNEL_PATH_NOT_FOUND, SessionSpec, SupervisorError, apply_env_actions
 
-# Never handed to a kernel: they would let kernel code act as the server's user on the API.
-SERVER_ENV = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JPY_SESSION_NAME")
+# Never handed to a kernel: they would let kernel code act as the server's user on the API
+# (and GP_SOCKET_TIMEOUT is the server's setting for gateway-provisioners: jupyter.py).
+SERVER_ENV = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JPY_SESSION_NAME", "GP_SOCKET_TIMEOUT")
 
 
 def load_kernelspec(kernel_spec_manager: Any, name: str) -> KernelSpec:
@@ -28,12 +29,17 @@ def load_kernelspec(kernel_spec_manager: Any, name: str) -> KernelSpec:
         ) from None
 
 
-def check_program(argv: list[str], env: dict[str, str], cwd: str) -> None:
-    """argv[0] must be an executable file or found on PATH (Kallichore's KS-19)."""
+def check_program(
+    argv: list[str], env: dict[str, str], cwd: str, on_this_machine: bool = True
+) -> None:
+    """argv[0] must be an executable file or found on PATH (Kallichore's KS-19) — when the
+    kernel runs on this machine: a remote provisioner runs argv on its own host."""
     if not argv:
         raise SupervisorError(
             400, KERNEL_PATH_NOT_FOUND, "The session has no argv to start (adopt a kernel instead)"
         )
+    if not on_this_machine:
+        return
     program = argv[0]
     if os.sep in program:
         path = program if os.path.isabs(program) else os.path.join(cwd, program)

@@ -1,8 +1,9 @@
 """The kernel process's own stdout and stderr (not its Jupyter messages).
 
 They go to two files beside the connection file rather than to pipes: a file outlives the
-server (a durable kernel never writes into a closed pipe), works for any provisioner that
-honours Popen's stdout/stderr, and is read back in small chunks on the supervisor's tick.
+server (a durable kernel never writes into a closed pipe), works for any local provisioner
+(they take Popen's stdout/stderr; a remote one keeps the output where the kernel runs), and is
+read back in small chunks on the supervisor's tick.
 """
 
 from __future__ import annotations

@@ -49,6 +49,8 @@ def session_model(session: ActiveSession, pending_limit: int | None = None) -> d
         "last_activity": rfc3339(session.router.last_activity),
         "waiting_input": session.router.waiting_input,
         "exit_code": session.exit_code,
+        # not Kallichore's: where the kernel runs (provisioning.placement), null without one
+        "provisioner": session.kernel.placement,
     }
 
 

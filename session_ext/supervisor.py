@@ -30,6 +30,7 @@ from .models import (
 from .housekeeping import Housekeeping
 from .persistence import PendingWrites
 from .policy import ArgvPolicy
+from .provisioning import launches_locally
 from .records import restored_session, session_model, session_record
 from .session import ActiveSession
 from .status import rfc3339
@@ -115,7 +116,7 @@ class Supervisor:
                 f"The server allows at most {self.config.max_sessions} sessions; "
                 "delete one first",
             )
-        self._apply_kernelspec_defaults(fields, kernel_name)
+        kernelspec = self._apply_kernelspec_defaults(fields, kernel_name)
         for name in ("display_name", "language"):
             if fields[name] is None:
                 raise bad_request(f"Field '{name}' is required when 'argv' is given")
@@ -124,7 +125,8 @@ class Supervisor:
         )
         if fields["argv"]:  # empty: a session for adopting a kernel started elsewhere
             env = kernel_env(fields["env"], self.config.secrets)  # as at launch
-            check_program(fields["argv"], env, fields["working_directory"])
+            local = kernelspec is None or launches_locally(kernelspec, self.kernel_manager)
+            check_program(fields["argv"], env, fields["working_directory"], local)
         return ActiveSession(SessionSpec(**fields), self.config, self.kernel_manager, self)
 
     def _add(self, session: ActiveSession) -> None:
@@ -132,7 +134,9 @@ class Supervisor:
         self._by_kernel[session.kernel_id] = session
         self.events.publish({"event": "session_created", "session": session_model(session, 50)})
 
-    def _apply_kernelspec_defaults(self, fields: dict[str, Any], kernel_name: str | None) -> None:
+    def _apply_kernelspec_defaults(self, fields: dict[str, Any], kernel_name: str | None) -> Any:
+        """Fill in what the kernelspec gives; the kernelspec, if any."""
+        spec = None
         if kernel_name is None and fields["argv"] is None:
             kernel_name = fields["kernel_name"] = self.kernel_manager.default_kernel_name
         if kernel_name is not None:
@@ -142,6 +146,7 @@ class Supervisor:
             fields["display_name"] = fields["display_name"] or spec.display_name
             fields["interrupt_mode"] = fields["interrupt_mode"] or spec.interrupt_mode
         fields["interrupt_mode"] = fields["interrupt_mode"] or "signal"
+        return spec
 
     async def start_session(self, session_id: str) -> dict[str, Any]:
         """Start (or start again) a session's kernel; acknowledged once on disk."""

@@ -45,6 +45,20 @@ export interface IExecutionQueue {
   pending: IJupyterMessage[];
 }
 
+/**
+ * Where a kernel runs, as its jupyter_client provisioner says (session_ext's
+ * own field: older servers and Kallichore leave it out).
+ */
+export interface IProvisioner {
+  name: string;
+  /** A local process of the server's (only then are CPU and memory known). */
+  local: boolean;
+  /** The host, pod or container a remote provisioner put the kernel on. */
+  host: string | null;
+  /** The kernel's process id on its host. */
+  pid: number | null;
+}
+
 export interface IActiveSession {
   session_id: string;
   argv: string[];
@@ -74,6 +88,7 @@ export interface IActiveSession {
   metadata: { [key: string]: unknown };
   last_activity: string | null;
   waiting_input: boolean;
+  provisioner?: IProvisioner | null;
 }
 
 /** A queued request as the `queue` event and `GET .../queue` describe it. */
@@ -471,6 +486,25 @@ export function describeStatus(
 export function documentPath(session: IActiveSession): string | null {
   const path = session.metadata?.path;
   return typeof path === 'string' && path.length > 0 ? path : null;
+}
+
+/**
+ * For a kernel that runs elsewhere: where ("on gpu-3") and a longer title
+ * (provisioner, pid there); null for a local kernel or none.
+ */
+export function remotePlacement(
+  session: IActiveSession
+): { label: string; title: string } | null {
+  const p = session.provisioner;
+  if (!p || p.local) {
+    return null;
+  }
+  const where = p.host ?? 'a remote host';
+  const pid = p.pid !== null ? `, pid ${p.pid} there` : '';
+  return {
+    label: `on ${where}`,
+    title: `Runs on ${where} through ${p.name}${pid}: CPU and memory are not measured`
+  };
 }
 
 /** Sessions whose kernel the user may want a console on. */

@@ -32,6 +32,7 @@ import {
   IActiveSession,
   isRunning,
   ISessionEntry,
+  remotePlacement,
   SessionStore
 } from './model';
 
@@ -293,6 +294,7 @@ function SessionItem(
   const id = s.session_id;
   const path = documentPath(s);
   const running = isRunning(s.status);
+  const remote = remotePlacement(s);
   const busy = (action: string) => inFlight.has(`${id}:${action}`);
   return (
     <li
@@ -307,6 +309,11 @@ function SessionItem(
         </span>
         <span className="jp-SessionExt-language">{s.language}</span>
         <span className="jp-SessionExt-mode">{s.session_mode}</span>
+        {remote && (
+          <span className="jp-SessionExt-remote" title={remote.title}>
+            {remote.label}
+          </span>
+        )}
       </div>
       {path !== null && (
         <a

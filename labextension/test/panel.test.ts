@@ -201,6 +201,28 @@ describe('SessionsPanel', () => {
     expect($('.jp-SessionExt-queueMore')?.textContent).toBe('… and 25 more');
   });
 
+  it('marks a kernel that runs on another machine', async () => {
+    const remote = makeSession({
+      session_id: 'r1',
+      process_id: null,
+      provisioner: {
+        name: 'distributed-provisioner',
+        local: false,
+        host: 'gpu-3',
+        pid: 812
+      }
+    });
+    store.apply({ event: 'snapshot', sessions: [makeSession(), remote] });
+    await flush();
+    const marks = panel.node.querySelectorAll('.jp-SessionExt-remote');
+    expect(marks).toHaveLength(1);
+    expect(
+      marks[0].closest('[data-session-id]')?.getAttribute('data-session-id')
+    ).toBe('r1');
+    expect(marks[0].textContent).toBe('on gpu-3');
+    expect(marks[0].getAttribute('title')).toContain('distributed-provisioner');
+  });
+
   it('follows events: status, deletion', async () => {
     store.apply({ event: 'snapshot', sessions: [makeSession()] });
     await flush();
