@@ -12,6 +12,7 @@ import zmq
 import zmq.asyncio
 from jupyter_client.session import Session
 from zmq.eventloop.zmqstream import ZMQStream
+from zmq.utils.monitor import parse_monitor_message
 
 from . import jupyter
 from .messages import InvalidSignature, KernelMessage
@@ -19,7 +20,12 @@ from .messages import InvalidSignature, KernelMessage
 log = logging.getLogger(__name__)
 
 
-def _stream(km: Any, channel: str, kind: int, identity: bytes | None = None) -> ZMQStream:
+STDIN_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+
+
+def _stream(
+    km: Any, channel: str, kind: int, identity: bytes | None = None, monitor: int = 0
+) -> tuple[ZMQStream, ZMQStream | None]:
     """A socket to one of the kernel's channels, as jupyter_client's
     ``_create_connected_socket`` makes it, but from the process's own ZeroMQ context: the
     kernel manager destroys its context when jupyter_server shuts the kernel down, which
@@ -38,8 +44,9 @@ def _stream(km: Any, channel: str, kind: int, identity: bytes | None = None) -> 
     if kind == zmq.SUB:
         sock.rcvhwm = 0
         sock.setsockopt(zmq.SUBSCRIBE, b"")
+    events = ZMQStream(sock.get_monitor_socket(monitor)) if monitor else None  # before connect
     sock.connect(jupyter.channel_url(km, channel))
-    return ZMQStream(sock)
+    return ZMQStream(sock), events
 
 
 class KernelConnection:
@@ -59,15 +66,32 @@ class KernelConnection:
         self.session = session
         self._on_message = on_message
         identity = session.bsession
+        # The kernel's stdin ROUTER drops an input_request for a peer whose connection is
+        # not up yet (the cell would wait for input forever): stdin's handshake is watched.
+        stdin, self._stdin_events = _stream(km, "stdin", zmq.DEALER, identity, STDIN_EVENTS)
+        self.stdin_connected = False
+        self._stdin_events.on_recv(self._on_stdin_event)
         self.streams: dict[str, ZMQStream] = {
-            "shell": _stream(km, "shell", zmq.DEALER, identity),
-            "control": _stream(km, "control", zmq.DEALER, identity),
-            "stdin": _stream(km, "stdin", zmq.DEALER, identity),
-            "iopub": _stream(km, "iopub", zmq.SUB),
+            "shell": _stream(km, "shell", zmq.DEALER, identity)[0],
+            "control": _stream(km, "control", zmq.DEALER, identity)[0],
+            "stdin": stdin,
+            "iopub": _stream(km, "iopub", zmq.SUB)[0],
         }
         for channel, stream in self.streams.items():
             stream.on_recv(self._receiver(channel))
         self._heartbeat_task: asyncio.Task | None = None
+
+    def _on_stdin_event(self, frames: list[bytes]) -> None:
+        event = parse_monitor_message(frames)["event"]
+        self.stdin_connected = event == zmq.EVENT_HANDSHAKE_SUCCEEDED
+
+    async def wait_for_stdin(self, timeout: float) -> bool:
+        """Until stdin's connection is up (True), or ``timeout`` seconds (False)."""
+        for _ in range(max(int(timeout * 100), 1)):
+            if self.stdin_connected:
+                return True
+            await asyncio.sleep(0.01)
+        return self.stdin_connected
 
     def _receiver(self, channel: str) -> Callable[[list[bytes]], None]:
         session, on_message = self.session, self._on_message
@@ -136,6 +160,10 @@ class KernelConnection:
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             self._heartbeat_task = None
+        if not self._stdin_events.closed():
+            self._stdin_events.on_recv(None)
+            self.streams["stdin"].socket.disable_monitor()
+            self._stdin_events.close(linger=0)
         for stream in self.streams.values():
             if not stream.closed():
                 stream.on_recv(None)

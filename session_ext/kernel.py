@@ -230,6 +230,8 @@ class KernelProcess:
                 "Kernel %s did not answer within %s s; taken as it is (busy?)",
                 self.kernel_id, self.spec.connection_timeout,
             )
+        elif not await self.conn.wait_for_stdin(min(max(deadline - time.monotonic(), 0), 5)):
+            log.warning("Kernel %s: stdin not connected yet; an input() may be lost", self.kernel_id)
         if self.output is not None:
             self.output.poll()  # what the kernel printed while starting comes before `idle`
         if not self.owned_by_server:

@@ -120,6 +120,7 @@ async def test_kernel_process_alone(config, mkm):
     assert psutil.Process(kernel.process_id).is_running()
     assert kernel.kernel_id in mkm  # registered: /api/kernels would list it
     assert not any(m.msg_type == "kernel_info_reply" for m in received)  # the handshake's own
+    assert kernel.conn.stdin_connected  # ready means an input_request can reach us too
     msg = kernel.msg_session.msg("execute_request", {"code": "print('hi')", "silent": False})
     kernel.send("shell", {**msg, "channel": "shell"})
     deadline = time.monotonic() + WAIT
