@@ -109,17 +109,20 @@ class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
             super().handle_incoming_message(incoming_msg)
         elif self._held is not None:
             self._held.append((incoming_msg, msg))
-        elif self._supervised_session() is not None:
-            self._queue(incoming_msg, msg)
-        elif not self._hold_until_attached(incoming_msg, msg):
-            super().handle_incoming_message(incoming_msg)
+        elif not self._queue(incoming_msg, msg, stock_if_unsupervised=False):
+            if not self._hold_until_attached(incoming_msg, msg):
+                super().handle_incoming_message(incoming_msg)
 
-    def _queue(self, incoming_msg: Any, msg: dict[str, Any]) -> None:
+    def _queue(self, incoming_msg: Any, msg: dict[str, Any], stock_if_unsupervised: bool = True) -> bool:
+        """Into the session's queue; False if there is no supervised session (then the stock
+        path, unless told otherwise)."""
         session = self._supervised_session()
-        if session is None:
-            super().handle_incoming_message(incoming_msg)
-        else:
+        if session is not None:
             session.send_client_message(_ConnectionClient(self), msg, source="jupyter_server")
+            return True
+        if stock_if_unsupervised:
+            super().handle_incoming_message(incoming_msg)
+        return False
 
     def _hold_until_attached(self, incoming_msg: Any, msg: dict[str, Any]) -> bool:
         attaching = self.supervisor.attaching_to_kernel(self.kernel_id)

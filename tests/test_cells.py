@@ -31,15 +31,8 @@ def cell_request(code, cell_id, msg_id=None):
 
 
 def send_cell(ws: StockSocket, code, cell_id):
-    """An execute_request as JupyterLab sends it (with metadata.cellId), on the v1 protocol."""
-    from jupyter_server.services.kernels.connection.base import serialize_msg_to_ws_v1
-
-    msg = cell_request(code, cell_id)
-    msg.pop("kind")
-    channel = msg.pop("channel")
-    msg.pop("buffers")
-    ws.conn.write_message(serialize_msg_to_ws_v1(msg, channel, lambda p: json.dumps(p).encode()), binary=True)
-    return msg["header"]["msg_id"]
+    """An execute_request as JupyterLab sends it (with metadata.cellId)."""
+    return ws.execute(code, metadata={"cellId": cell_id})
 
 
 async def cells_of(api, session_id):

@@ -38,8 +38,9 @@ class StockSocket:
             assert conn.selected_subprotocol == "v1.kernel.websocket.jupyter.org"
         return cls(conn, v1)
 
-    def execute(self, code, msg_id=None):
+    def execute(self, code, msg_id=None, metadata=None):
         msg = execute_request(code, msg_id or uuid.uuid4().hex)
+        msg["metadata"] = metadata or {}
         if self.v1:
             msg.pop("kind")
             channel = msg.pop("channel")
