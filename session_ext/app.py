@@ -220,6 +220,7 @@ class SessionExtApp(ExtensionApp):
             cull_busy_timeout=self.cull_busy_timeout,
             cull_connected=self.cull_connected,
             secrets=tuple(t for t in (server.identity_provider.token,) if t),
+            gateway_url=integration.gateway_url(server),
         )
 
     def initialize_settings(self):

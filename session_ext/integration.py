@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from typing import Any
 
 from jupyter_client.session import DELIM
+from jupyter_server.gateway.connections import GatewayWebSocketConnection
 from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from jupyter_server.services.sessions.sessionmanager import SessionManager
@@ -26,6 +28,7 @@ from tornado.websocket import WebSocketClosedError
 from traitlets.utils.importstring import import_item
 
 from .channels import InternalClient
+from .gateway_ws import gateway_connection_class
 from .messages import KernelMessage
 
 log = logging.getLogger(__name__)
@@ -228,9 +231,26 @@ def _configured(serverapp: Any, trait: str, default: type) -> type:
     return import_item(value) if isinstance(value, str) else value
 
 
+def gateway_url(serverapp: Any) -> str | None:
+    """The kernel gateway the server's kernels run on (``--gateway-url``, ``GatewayClient.url``
+    or ``JUPYTER_GATEWAY_URL``), read at link time, before jupyter_server builds its
+    GatewayClient from the same two sources."""
+    url = serverapp.config.get("GatewayClient", {}).get("url") or os.environ.get("JUPYTER_GATEWAY_URL")
+    return url if isinstance(url, str) and url else None
+
+
 def install(serverapp: Any) -> None:
     """At link time (before the server builds its managers): supervise its session manager
-    and kernel websocket connections, on top of whatever classes are configured."""
+    and kernel websocket connections, on top of whatever classes are configured.
+
+    Not when its kernels are a gateway's: there is no ZeroMQ here to supervise (the gateway
+    holds the kernels), so jupyter_server's gateway classes stay exactly as they are."""
+    url = gateway_url(serverapp)
+    if url is not None:
+        log.info("Kernels run on the gateway at %s: notebooks and consoles take jupyter_server's path", url)
+        base = _configured(serverapp, "kernel_websocket_connection_class", GatewayWebSocketConnection)
+        serverapp.kernel_websocket_connection_class = gateway_connection_class(base)
+        return
     serverapp.session_manager_class = supervised(
         _configured(serverapp, "session_manager_class", SessionManager),
         SupervisedSessionManagerMixin,
@@ -249,6 +269,8 @@ def connect(serverapp: Any, supervisor: Any, settings: dict[str, Any]) -> None:
     """Once the supervisor exists: give the hooks their server's supervisor (through its
     tornado ``settings``) and listen to its kernel actions."""
     settings[SETTINGS_KEY] = supervisor
+    if gateway_url(serverapp) is not None:
+        return
 
     async def on_kernel_action(logger: Any, schema_id: str, data: dict) -> None:
         if data.get("status") == "success" and data.get("kernel_id"):

@@ -155,3 +155,18 @@ def gateway_provisioners_nonblocking() -> None:
         )
         return
     os.environ["GP_SOCKET_TIMEOUT"] = "0"
+
+
+# --- a server whose kernels are a gateway's (jupyter_server's GatewayWebSocketConnection) ---
+
+
+def close_gateway_socket_connected_late(connection: Any, fut: Any) -> None:
+    """After ``GatewayWebSocketConnection._connection_done``: close the websocket to the
+    gateway if its client left while it was connecting.
+
+    ``disconnect`` cannot cancel a pending ``websocket_connect`` (tornado futures ignore
+    ``cancel``), and ``_connection_done`` then drops the connected websocket without closing
+    it: the gateway keeps a stale connection under the client's session id, which races the
+    client's next one (jupyter_server 2.21.1)."""
+    if connection.disconnected and not fut.cancelled() and fut.exception() is None:
+        fut.result().close()

@@ -261,3 +261,4 @@ class SupervisorConfig:
     cull_connected: bool = False
     secrets: tuple[str, ...] = ()  # values never passed into a kernel's environment
     log_level: str = "info"
+    gateway_url: str | None = None  # the server's kernels are this kernel gateway's

@@ -218,6 +218,7 @@ class Supervisor:
             "process_id": os.getpid(),
             "started": rfc3339(self.started),
             "server_id": self.server_id,
+            **({"gateway": {"url": self.config.gateway_url}} if self.config.gateway_url else {}),
         }
 
     # --- jupyter_server's sessions (notebooks and consoles) -----------------------------

@@ -19,7 +19,7 @@ from session_ext.messages import KernelMessage
 from session_ext.queue import QueuedRequest
 
 from .helpers import WAIT, Channel, StandaloneServer, execute_request, http_json
-from .test_jupyter_sessions import StockSocket, open_notebook
+from .support.kernel_ws import StockSocket, open_notebook
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 

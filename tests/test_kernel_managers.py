@@ -10,7 +10,7 @@ import time
 import pytest
 
 from .helpers import server_config
-from .test_jupyter_sessions import StockSocket, open_notebook, queue_of
+from .support.kernel_ws import StockSocket, open_notebook, queue_of
 
 KM = "jupyter_server.services.kernels.kernelmanager."
 MANAGERS = {

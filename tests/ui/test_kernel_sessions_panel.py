@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from ..support.notebook_page import cells, run_in_new_cell
+
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
 
 # Long enough that the two cells typed after it are still queued while the panel is checked
@@ -24,28 +26,6 @@ expect = pytest.importorskip("playwright.sync_api", reason="the playwright packa
 SLOW_SECONDS = 8
 SLOW_CELL = f"import time; time.sleep({SLOW_SECONDS})"
 README_SCREENSHOT = Path(__file__).resolve().parent / "panel-screenshot.png"
-
-
-def cells(page):
-    return page.locator(".jp-NotebookPanel:visible .jp-Notebook .jp-Cell")
-
-
-def type_in_last_cell(page, code: str) -> None:
-    """Type into the notebook's last cell (Shift+Enter on the last cell adds an empty one)."""
-    editor = cells(page).last.locator(".cm-content")
-    editor.click()
-    page.keyboard.type(code)
-    expect(editor.locator(".cm-line")).to_have_text(code.split("\n"))
-
-
-def run_in_new_cell(page, code: str):
-    """Type code in the last (empty) cell and Shift+Enter it; returns that cell."""
-    count = cells(page).count()
-    cell = cells(page).nth(count - 1)
-    type_in_last_cell(page, code)
-    page.keyboard.press("Shift+Enter")
-    expect(cells(page)).to_have_count(count + 1)  # the next empty cell, where focus now is
-    return cell
 
 
 @pytest.mark.timeout(180)
