@@ -180,7 +180,7 @@ async def execute(
     await client.send(msg_id, code)
     deadline = t0 + timeout
     while not (t.replied and t.idle):
-        for channel, msg_type, parent, state in await client.recv_batch():
+        for _channel, msg_type, parent, state in await client.recv_batch():
             if parent != msg_id:
                 continue
             t.last = clock()
@@ -224,7 +224,7 @@ async def execute_many(
     for msg_id in ids:
         await client.send(msg_id, code)
     while waiting_reply or waiting_idle:
-        for channel, msg_type, parent, state in await client.recv_batch():
+        for _channel, msg_type, parent, state in await client.recv_batch():
             if msg_type == "status":
                 if state == "idle" and parent in waiting_idle:
                     waiting_idle.discard(parent)
@@ -335,7 +335,9 @@ async def queue(p: Path, n: int, pipelined: bool) -> dict[str, Any]:
     with quiet_gc():
         before = p.meter.snapshot()
         try:
-            seconds = await guarded(execute_many(p.client, n, PASS_CODE, pipelined, tally), p.client)
+            seconds = await guarded(
+                execute_many(p.client, n, PASS_CODE, pipelined, tally), p.client
+            )
         except Stalled as e:
             return {
                 "n": n,

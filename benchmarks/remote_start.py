@@ -35,10 +35,19 @@ from .server import API, SupervisorServer
 def install_spec(data_dir: Path, host: str) -> None:
     jupyter = str(Path(sys.executable).with_name("jupyter"))
     subprocess.run(
-        [jupyter, "ssh-spec", "install", "--user", "--kernel-name=ssh_bench",
-         f"--remote-hosts={host}", "--unauthorized-users=nobody"],
+        [
+            jupyter,
+            "ssh-spec",
+            "install",
+            "--user",
+            "--kernel-name=ssh_bench",
+            f"--remote-hosts={host}",
+            "--unauthorized-users=nobody",
+        ],
         env={**os.environ, "JUPYTER_DATA_DIR": str(data_dir)},
-        check=True, capture_output=True, timeout=60,
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     path = data_dir / "kernels" / "ssh_bench" / "kernel.json"
     spec = json.loads(path.read_text())
@@ -48,8 +57,10 @@ def install_spec(data_dir: Path, host: str) -> None:
 
 def summary(values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
-    return (f"median {statistics.median(ms):7.0f} ms   min {ms[0]:7.0f}   max {ms[-1]:7.0f}"
-            f"   (n={len(ms)})")
+    return (
+        f"median {statistics.median(ms):7.0f} ms   min {ms[0]:7.0f}   max {ms[-1]:7.0f}"
+        f"   (n={len(ms)})"
+    )
 
 
 def main() -> None:
@@ -74,8 +85,11 @@ def main() -> None:
     try:
         install_spec(root / "data", sshd.host)
         os.environ.update(
-            JUPYTER_DATA_DIR=str(root / "data"), HOME=str(sshd.home),
-            GP_SSH_PORT=str(sshd.port), GP_RESPONSE_IP="127.0.0.1", GP_KERNEL_LOG_DIR=str(root),
+            JUPYTER_DATA_DIR=str(root / "data"),
+            HOME=str(sshd.home),
+            GP_SSH_PORT=str(sshd.port),
+            GP_RESPONSE_IP="127.0.0.1",
+            GP_KERNEL_LOG_DIR=str(root),
         )
         if args.gp_socket_timeout is not None:
             os.environ["GP_SOCKET_TIMEOUT"] = args.gp_socket_timeout
@@ -97,8 +111,10 @@ def main() -> None:
                 entry["start"].append(t1 - t0)
                 entry["first execute"].append(t2 - t1)
         print(f"kernel start through `jupyter session-ext` ({psutil.cpu_count()} cores)")
-        for name, label in (("python3", "local (LocalProvisioner)"),
-                            ("ssh_bench", "SSH (DistributedProvisioner)")):
+        for name, label in (
+            ("python3", "local (LocalProvisioner)"),
+            ("ssh_bench", "SSH (DistributedProvisioner)"),
+        ):
             for what, values in times[name].items():
                 print(f"  {label:30s} {what:14s} {summary(values)}")
 
@@ -111,8 +127,10 @@ def main() -> None:
             server.ok("GET", f"/{API}/status")
             latency.append(time.perf_counter() - t0)
         timeout = os.environ.get("GP_SOCKET_TIMEOUT", "0 (session_ext's default)")
-        print(f"  GET /status with a remote kernel running, GP_SOCKET_TIMEOUT={timeout}: "
-              f"median {statistics.median(latency) * 1000:.1f} ms")
+        print(
+            f"  GET /status with a remote kernel running, GP_SOCKET_TIMEOUT={timeout}: "
+            f"median {statistics.median(latency) * 1000:.1f} ms"
+        )
     finally:
         if server is not None:
             server.cleanup()

@@ -86,9 +86,15 @@ def tables(results: dict[str, Any]) -> str:
     floor = rt["zmq"]["p50_ms"]
     for name, r in rt.items():
         label = labels[name]
-        out.append(f"| {label} | round trip p50 | {r['p50_ms']:.3f} ms | {_ratio(r['p50_ms'], floor)} |")
-        out.append(f"| {label} | round trip p99 | {r['p99_ms']:.3f} ms | {_ratio(r['p99_ms'], rt['zmq']['p99_ms'])} |")
-        out.append(f"| {label} | round trip mean | {r['mean_ms']:.3f} ms | {_ratio(r['mean_ms'], rt['zmq']['mean_ms'])} |")
+        out.append(
+            f"| {label} | round trip p50 | {r['p50_ms']:.3f} ms | {_ratio(r['p50_ms'], floor)} |"
+        )
+        out.append(
+            f"| {label} | round trip p99 | {r['p99_ms']:.3f} ms | {_ratio(r['p99_ms'], rt['zmq']['p99_ms'])} |"
+        )
+        out.append(
+            f"| {label} | round trip mean | {r['mean_ms']:.3f} ms | {_ratio(r['mean_ms'], rt['zmq']['mean_ms'])} |"
+        )
     tp = results["throughput"]
     tfloor = tp["zmq"]["msgs_per_s"]
     for name, r in tp.items():

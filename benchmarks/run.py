@@ -54,7 +54,9 @@ LABELS = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--n", type=int, default=1000, help="round trips per path (default 1000)")
     p.add_argument("--warmup", type=int, default=50, help="warm-up executes per path (50)")
     p.add_argument("--block", type=int, default=100, help="round trips per interleaved block")
@@ -260,7 +262,8 @@ async def bench(server: SupervisorServer, args: argparse.Namespace) -> dict[str,
     ]
     if busy:
         notes.append(
-            "other processes used CPU (cores) during: " + ", ".join(busy)
+            "other processes used CPU (cores) during: "
+            + ", ".join(busy)
             + "; those numbers are less reliable"
         )
     for stock in ("stock_ws", "stock_ws_plain"):

@@ -90,7 +90,10 @@ class SupervisorServer:
         env.pop("JUPYTER_TOKEN", None)
         args = [
             *command,
-            f"--port={self.port}", "--ip=127.0.0.1", "--allow-root", "--no-browser",
+            f"--port={self.port}",
+            "--ip=127.0.0.1",
+            "--allow-root",
+            "--no-browser",
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.workdir}",
@@ -104,9 +107,13 @@ class SupervisorServer:
         ]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=self.workdir,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (called before any thread starts)
+            args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=self.workdir,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while True:
@@ -130,12 +137,18 @@ class SupervisorServer:
 
     # --- HTTP --------------------------------------------------------------------------
 
-    def call(self, method: str, path: str, body: Any = None, timeout: float = 60) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else (
-            b"" if method in ("POST", "PUT") else None
+    def call(
+        self, method: str, path: str, body: Any = None, timeout: float = 60
+    ) -> tuple[int, Any]:
+        data = (
+            json.dumps(body).encode()
+            if body is not None
+            else (b"" if method in ("POST", "PUT") else None)
         )
         request = urllib.request.Request(
-            self.base + path, data=data, method=method,
+            self.base + path,
+            data=data,
+            method=method,
             headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
         )
         try:

@@ -1,10 +1,12 @@
 """session_ext: a kernel supervisor for jupyter_server with a Kallichore-compatible API."""
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["__version__"]
 
 
 def _jupyter_server_extension_points():
-    from .app import SessionExtApp
+    from session_ext.app import SessionExtApp
 
     return [{"module": "session_ext.app", "app": SessionExtApp}]
 

@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import logging
 import os
+from typing import ClassVar
 
 from jupyter_core.paths import jupyter_runtime_dir
 from jupyter_server.extension.application import ExtensionApp
@@ -17,16 +18,18 @@ from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 from traitlets import Bool, Enum, Float, Int, Unicode, default
 
-from . import __version__, integration, jupyter
-from .events import EventBus
-from .handlers import mcp as mcp_handlers
-from .handlers import rest, websocket
-from .mcp.server import McpService
-from .models import SupervisorConfig
-from .serverstate import send_handshake, server_state, write_connection_file
-from .store import SessionStore, StoreError
-from .supervisor import Supervisor
-from .unixchannels import ChannelSockets
+from session_ext._version import __version__
+from session_ext.api import mcp as mcp_handlers
+from session_ext.api import rest, websocket
+from session_ext.core import internals
+from session_ext.core.config import SupervisorConfig
+from session_ext.integration import hooks as integration
+from session_ext.kallichore.server_state import send_handshake, server_state, write_connection_file
+from session_ext.kallichore.unix_channels import ChannelSockets
+from session_ext.mcp.server import McpService
+from session_ext.store.database import SessionStore, StoreError
+from session_ext.supervisor.events import EventBus
+from session_ext.supervisor.registry import Supervisor
 
 SESSION = r"(?P<session_id>[^/]+)"
 
@@ -38,8 +41,8 @@ class SessionExtApp(ExtensionApp):
     description = "A kernel supervisor for jupyter_server with a Kallichore-compatible API"
     version = __version__
     load_other_extensions = False  # `jupyter session-ext` runs just the supervisor
-    serverapp_config = {"open_browser": False}  # headless
-    aliases = {"connection-file": "SessionExtApp.connection_file"}
+    serverapp_config: ClassVar[dict] = {"open_browser": False}  # headless
+    aliases: ClassVar[dict] = {"connection-file": "SessionExtApp.connection_file"}
 
     # Set by launch_instance: this process is the standalone `jupyter session-ext`.
     standalone = False
@@ -226,7 +229,7 @@ class SessionExtApp(ExtensionApp):
     def initialize_settings(self):
         # The package's module loggers ("session_ext.*") write through this app's log.
         logging.getLogger("session_ext").parent = self.log
-        jupyter.gateway_provisioners_nonblocking()  # before any remote kernel is started
+        internals.gateway_provisioners_nonblocking()  # before any remote kernel is started
         self.events = EventBus()
         store = SessionStore(self.db_path, self.history_size)
         try:
@@ -286,8 +289,7 @@ class SessionExtApp(ExtensionApp):
             session = url_path_join(base, "sessions", SESSION)
             self.handlers.extend((url_path_join(base, path), h) for path, h in routes)
             self.handlers.extend(
-                (url_path_join(session, path) if path else session, h)
-                for path, h in session_routes
+                (url_path_join(session, path) if path else session, h) for path, h in session_routes
             )
         self.handlers.append((url_path_join(prefix, "(.*)"), rest.NotFoundHandler))
 

@@ -30,6 +30,7 @@ SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
 REQUIRE_REFERENCE = "SESSION_EXT_REQUIRE_REFERENCE"  # set by .ci/run: a skip would be a failure
 WAIT = 30  # seconds: the longest any single wait in a test may take
 
+
 def server_config(**server_app: Any) -> dict:
     """The in-process test server's config: the extension on, fast heartbeats, no store;
     ``server_app``: more ServerApp settings."""
@@ -94,9 +95,7 @@ class OpenAPI:
                 if "$ref" in response:
                     name = response["$ref"].rsplit("/", 1)[-1]
                     response = self.doc["components"]["responses"][name]
-                schema = (
-                    response.get("content", {}).get("application/json", {}).get("schema")
-                )
+                schema = response.get("content", {}).get("application/json", {}).get("schema")
                 if schema is not None:
                     OAS30Validator(resolve_refs(schema, self.components)).validate(body)
                 return
@@ -186,9 +185,13 @@ class Api:
         result = Response(response.code, response.body or b"", response.headers)
         if response.code >= 400:
             assert response.headers.get("Content-Type", "").startswith("application/json"), result
-            assert isinstance(result.json, dict) and "code" in result.json or "error" in result.json, result
+            assert (
+                isinstance(result.json, dict) and "code" in result.json
+            ) or "error" in result.json, result
         if validate and result.headers.get("Content-Type", "").startswith("application/json"):
-            self.openapi.validate_response(method, "/" + path.split("?")[0], response.code, result.json)
+            self.openapi.validate_response(
+                method, "/" + path.split("?")[0], response.code, result.json
+            )
         return result
 
     async def ok(self, method: str, path: str, body: Any = None, **kw) -> Any:
@@ -281,9 +284,11 @@ class Channel:
 
     async def reply_to(self, msg_id: str, timeout: float = WAIT) -> dict:
         return await self.seen_or_until(
-            lambda m: m.get("channel") == "shell"
-            and m["header"]["msg_type"].endswith("_reply")
-            and m["parent_header"].get("msg_id") == msg_id,
+            lambda m: (
+                m.get("channel") == "shell"
+                and m["header"]["msg_type"].endswith("_reply")
+                and m["parent_header"].get("msg_id") == msg_id
+            ),
             timeout,
         )
 
@@ -298,13 +303,25 @@ def execute_request(code: str, msg_id: str, **content) -> dict:
     return {
         "kind": "jupyter",
         "channel": "shell",
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                   "session": "test", "version": "5.3", "date": "2026-01-01T00:00:00Z"},
+        "header": {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "username": "test",
+            "session": "test",
+            "version": "5.3",
+            "date": "2026-01-01T00:00:00Z",
+        },
         "parent_header": {},
         "metadata": {},
-        "content": {"code": code, "silent": False, "store_history": True,
-                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True,
-                    **content},
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+            **content,
+        },
         "buffers": [],
     }
 
@@ -328,12 +345,18 @@ def stream_text(messages: list[dict], parent: str) -> str:
     )
 
 
-def http_json(method: str, url: str, token: str, body: Any = None, timeout: float = WAIT) -> tuple[int, Any]:
+def http_json(
+    method: str, url: str, token: str, body: Any = None, timeout: float = WAIT
+) -> tuple[int, Any]:
     """A JSON request with a token, as an outside client makes it: (status, JSON or None)."""
     import urllib.error
     import urllib.request
 
-    data = json.dumps(body).encode() if body is not None else (b"" if method in ("POST", "PUT") else None)
+    data = (
+        json.dumps(body).encode()
+        if body is not None
+        else (b"" if method in ("POST", "PUT") else None)
+    )
     request = urllib.request.Request(
         url, data=data, method=method, headers={"Authorization": f"Bearer {token}"}
     )
@@ -370,10 +393,22 @@ class StandaloneServer:
         env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(self.runtime_dir)}
         self.log = open(self.workdir / "server.log", "ab")
         self.proc = subprocess.Popen(
-            [jupyter, self.app, "--port=0", "--ip=127.0.0.1", "--allow-root", "--no-browser",
-             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.workdir}",
-             f"--SessionExtApp.connection_file={self.connection_file}", *self.args],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
+            [
+                jupyter,
+                self.app,
+                "--port=0",
+                "--ip=127.0.0.1",
+                "--allow-root",
+                "--no-browser",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={self.workdir}",
+                f"--SessionExtApp.connection_file={self.connection_file}",
+                *self.args,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.workdir,
         )
         deadline = time.monotonic() + timeout
         while not self.connection_file.exists():
@@ -389,9 +424,15 @@ class StandaloneServer:
     def url(self, path: str) -> str:
         return f"{self.info['base_path']}/{path}"  # an absolute URL, as Positron uses it
 
-    def call(self, method: str, path: str, body: Any = None, timeout: float = WAIT) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, timeout: float = WAIT
+    ) -> tuple[int, Any]:
         code, result = http_json(method, self.url(path), self.info["bearer_token"], body, timeout)
-        if isinstance(result, dict) and isinstance(result.get("process_id"), int) and "kernel_id" in result:
+        if (
+            isinstance(result, dict)
+            and isinstance(result.get("process_id"), int)
+            and "kernel_id" in result
+        ):
             self.kernel_pids.add(result["process_id"])
         return code, result
 

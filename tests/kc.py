@@ -17,14 +17,25 @@ import psutil
 
 from .helpers import WAIT
 
-KCSERVER = [sys.executable, "-m", "session_ext.kcserver"]
+KCSERVER = [sys.executable, "-m", "session_ext.kallichore.cli"]
 
 
 def positron_argv(hs: Path, token_file: Path, log_file: Path, transport: str = "tcp") -> list[str]:
     """Newest Positron's command line (KallichoreAdapterApi.start)."""
-    return ["--token", str(token_file), "--log-level", "warn", "--log-file", str(log_file),
-            "--handshake-socket", str(hs), "--resource-sample-interval", "1000",
-            "--transport", transport]
+    return [
+        "--token",
+        str(token_file),
+        "--log-level",
+        "warn",
+        "--log-file",
+        str(log_file),
+        "--handshake-socket",
+        str(hs),
+        "--resource-sample-interval",
+        "1000",
+        "--transport",
+        transport,
+    ]
 
 
 class HandshakeListener:
@@ -46,9 +57,11 @@ class HandshakeListener:
             try:
                 conn, _ = self.sock.accept()
                 break
-            except socket.timeout:
+            except TimeoutError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("the server never connected to the handshake socket")
+                    raise AssertionError(
+                        "the server never connected to the handshake socket"
+                    ) from None
         conn.settimeout(timeout)
         data = b""
         with conn:
@@ -73,13 +86,21 @@ class KcServer:
         self.state: dict = {}
 
     def env(self) -> dict:
-        return {**os.environ, "JUPYTER_RUNTIME_DIR": str(self.runtime_dir),
-                "XDG_RUNTIME_DIR": str(self.socket_dir)}
+        return {
+            **os.environ,
+            "JUPYTER_RUNTIME_DIR": str(self.runtime_dir),
+            "XDG_RUNTIME_DIR": str(self.socket_dir),
+        }
 
     def launch(self, args: list[str]) -> subprocess.Popen:
         with open(self.out, "ab") as out:
-            self.proc = subprocess.Popen(KCSERVER + args, stdout=out, stderr=subprocess.STDOUT,
-                                         env=self.env(), cwd=self.workdir)
+            self.proc = subprocess.Popen(
+                KCSERVER + args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env(),
+                cwd=self.workdir,
+            )
         return self.proc
 
     def start_like_positron(self, transport: str = "tcp") -> dict:

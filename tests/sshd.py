@@ -36,7 +36,9 @@ def keygen(path: Path, comment: str) -> str:
     """An ed25519 key pair at ``path`` (no passphrase); the public key's line."""
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
-        check=True, timeout=30, stdin=subprocess.DEVNULL,
+        check=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
     )
     return path.with_suffix(".pub").read_text().strip()
 
@@ -78,14 +80,16 @@ class Sshd:
         host_public = keygen(host_key, "session_ext-test-host")
         client_public = keygen(ssh_dir / "id_ed25519", "session_ext-test-client")
         (self.root / "authorized_keys").write_text(client_public + "\n")
-        for attempt in range(5):  # the free port may be taken before sshd binds it
+        for _attempt in range(5):  # the free port may be taken before sshd binds it
             self.port = free_port(HOST)
             (ssh_dir / "known_hosts").write_text(f"[{HOST}]:{self.port} {host_public}\n")
             self._write_config(host_key)
             self.log = open(self.log_path, "ab")
             self.proc = subprocess.Popen(
                 [SSHD, "-D", "-e", "-f", str(self.root / "sshd_config")],
-                stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
             if self._wait_listening(timeout):
                 return self
@@ -133,11 +137,29 @@ class Sshd:
         """Run ``command`` over ssh (OpenSSH's client, our HOME's key and known_hosts only)."""
         ssh_dir = self.home / ".ssh"
         result = subprocess.run(
-            ["ssh", "-F", "none", "-p", str(self.port), "-i", str(ssh_dir / "id_ed25519"),
-             "-o", f"UserKnownHostsFile={ssh_dir / 'known_hosts'}",
-             "-o", "StrictHostKeyChecking=yes",
-             "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", f"{self.user}@{HOST}", command],
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            [
+                "ssh",
+                "-F",
+                "none",
+                "-p",
+                str(self.port),
+                "-i",
+                str(ssh_dir / "id_ed25519"),
+                "-o",
+                f"UserKnownHostsFile={ssh_dir / 'known_hosts'}",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                f"{self.user}@{HOST}",
+                command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
             env={**os.environ, "HOME": str(self.home)},
         )
         if result.returncode != 0:

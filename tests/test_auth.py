@@ -6,15 +6,28 @@ import tornado.httpclient
 from jupyter_server.auth.authorizer import Authorizer
 
 ROUTES = [
-    ("GET", "status"), ("GET", "sessions"), ("PUT", "sessions"), ("POST", "sessions"),
-    ("GET", "sessions/s1"), ("DELETE", "sessions/s1"), ("POST", "sessions/s1/start"),
-    ("POST", "sessions/s1/restart"), ("POST", "sessions/s1/interrupt"),
-    ("POST", "sessions/s1/kill"), ("PUT", "sessions/s1/adopt"),
-    ("GET", "sessions/s1/connection_info"), ("POST", "sessions/s1/execute"),
-    ("GET", "sessions/s1/history"), ("GET", "sessions/s1/queue"),
-    ("DELETE", "sessions/s1/queue/m1"), ("POST", "shutdown"), ("POST", "client_heartbeat"),
-    ("GET", "server_configuration"), ("POST", "server_configuration"),
-    ("GET", "openapi.yaml"), ("GET", "no/such/endpoint"),
+    ("GET", "status"),
+    ("GET", "sessions"),
+    ("PUT", "sessions"),
+    ("POST", "sessions"),
+    ("GET", "sessions/s1"),
+    ("DELETE", "sessions/s1"),
+    ("POST", "sessions/s1/start"),
+    ("POST", "sessions/s1/restart"),
+    ("POST", "sessions/s1/interrupt"),
+    ("POST", "sessions/s1/kill"),
+    ("PUT", "sessions/s1/adopt"),
+    ("GET", "sessions/s1/connection_info"),
+    ("POST", "sessions/s1/execute"),
+    ("GET", "sessions/s1/history"),
+    ("GET", "sessions/s1/queue"),
+    ("DELETE", "sessions/s1/queue/m1"),
+    ("POST", "shutdown"),
+    ("POST", "client_heartbeat"),
+    ("GET", "server_configuration"),
+    ("POST", "server_configuration"),
+    ("GET", "openapi.yaml"),
+    ("GET", "no/such/endpoint"),
 ]
 
 

@@ -14,9 +14,9 @@ import pytest
 import tornado.httpclient
 import tornado.websocket
 
-from session_ext.cells import NotebookCells
-from session_ext.messages import KernelMessage
-from session_ext.queue import QueuedRequest
+from session_ext.session.cells import NotebookCells
+from session_ext.session.queue import QueuedRequest
+from session_ext.wire.messages import KernelMessage
 
 from .helpers import WAIT, Channel, StandaloneServer, execute_request, http_json
 from .support.kernel_ws import StockSocket, open_notebook
@@ -50,7 +50,9 @@ async def until_cells(api, session_id, predicate, timeout=WAIT):
 
 
 def all_done(*ids):
-    return lambda cells: all(cells.get(i, {}).get("status") in ("ok", "error", "aborted") for i in ids)
+    return lambda cells: all(
+        cells.get(i, {}).get("status") in ("ok", "error", "aborted") for i in ids
+    )
 
 
 # --- the bookkeeping alone ---------------------------------------------------------------
@@ -80,12 +82,24 @@ def test_outputs_take_nbformat_shape_with_displays_updated_and_cleared():
     cells.kernel_message(iopub("execute_input", a, execution_count=7, code=""))
     cells.kernel_message(iopub("stream", a, name="stdout", text="one\n"))
     cells.kernel_message(iopub("stream", a, name="stdout", text="two\n"))
-    cells.kernel_message(iopub("display_data", a, data={"text/plain": "v1"}, metadata={},
-                               transient={"display_id": "d"}))
-    cells.kernel_message(iopub("execute_result", a, data={"text/plain": "42"}, metadata={}, execution_count=7))
+    cells.kernel_message(
+        iopub(
+            "display_data", a, data={"text/plain": "v1"}, metadata={}, transient={"display_id": "d"}
+        )
+    )
+    cells.kernel_message(
+        iopub("execute_result", a, data={"text/plain": "42"}, metadata={}, execution_count=7)
+    )
     b = started(cells, "update", "b")
-    cells.kernel_message(iopub("update_display_data", b, data={"text/plain": "v2"}, metadata={},
-                               transient={"display_id": "d"}))
+    cells.kernel_message(
+        iopub(
+            "update_display_data",
+            b,
+            data={"text/plain": "v2"},
+            metadata={},
+            transient={"display_id": "d"},
+        )
+    )
     cells.kernel_message(iopub("stream", b, name="stdout", text="gone\n"))
     cells.kernel_message(iopub("clear_output", b, wait=True))
     assert cells.cells["b"].outputs[0]["text"] == "gone\n"  # until the next output
@@ -97,9 +111,16 @@ def test_outputs_take_nbformat_shape_with_displays_updated_and_cleared():
     assert got["a"]["outputs"] == [
         {"output_type": "stream", "name": "stdout", "text": "one\ntwo\n"},
         {"output_type": "display_data", "data": {"text/plain": "v2"}, "metadata": {}},
-        {"output_type": "execute_result", "data": {"text/plain": "42"}, "metadata": {}, "execution_count": 7},
+        {
+            "output_type": "execute_result",
+            "data": {"text/plain": "42"},
+            "metadata": {},
+            "execution_count": 7,
+        },
     ]
-    assert got["b"]["outputs"] == [{"output_type": "error", "ename": "E", "evalue": "v", "traceback": ["tb"]}]
+    assert got["b"]["outputs"] == [
+        {"output_type": "error", "ename": "E", "evalue": "v", "traceback": ["tb"]}
+    ]
     assert True in changes and False in changes
     # a cell run again: only its latest execution is kept
     again = started(cells, "print('x')", "a")
@@ -110,7 +131,9 @@ def test_bounds_drop_the_oldest_outputs_and_say_so():
     cells = NotebookCells(1000, 2200, lambda *_: None)
     a = started(cells, "", "a")
     for i in range(20):
-        cells.kernel_message(iopub("display_data", a, data={"text/plain": f"out {i} " + "x" * 40}, metadata={}))
+        cells.kernel_message(
+            iopub("display_data", a, data={"text/plain": f"out {i} " + "x" * 40}, metadata={})
+        )
     outputs = cells.cells["a"].outputs
     assert outputs[0]["name"] == "stderr" and "earlier outputs" in outputs[0]["text"]
     assert outputs[-1]["data"]["text/plain"].startswith("out 19")  # the newest stay
@@ -124,7 +147,7 @@ def test_bounds_drop_the_oldest_outputs_and_say_so():
     assert cells.cells["b"].to_json()["outputs_dropped"] == 0 and "characters" in kept[0]["text"]
     # past the session's bound, the oldest cell's outputs go first
     c = started(cells, "", "c")
-    for i in range(8):
+    for _ in range(8):
         cells.kernel_message(iopub("display_data", c, data={"text/plain": "z" * 40}, metadata={}))
     assert cells.total <= 2200 + 3 * 250  # markers may add a little
     assert cells.cells["a"].outputs_dropped > 0 and len(cells.cells["c"].outputs) == 8
@@ -139,8 +162,12 @@ async def test_cells_are_kept_per_cell_id_whoever_watches(api, jp_fetch):
     ws = await StockSocket.open(api, model["kernel"]["id"], v1=True)
     await api.wait_status(session_id, "idle")
     send_cell(ws, "print('first')", "c-1")
-    send_cell(ws, "from IPython.display import Image, display\n"
-              f"import base64; display(Image(base64.b64decode('{PNG}')))", "c-plot")
+    send_cell(
+        ws,
+        "from IPython.display import Image, display\n"
+        f"import base64; display(Image(base64.b64decode('{PNG}')))",
+        "c-plot",
+    )
     send_cell(ws, "1/0", "c-err")
     send_cell(ws, "'never'", "c-skipped")  # aborted: stop_on_error
     rerun = send_cell(ws, "print('second')", "c-1")  # (aborted too: behind the error)
@@ -154,7 +181,9 @@ async def test_cells_are_kept_per_cell_id_whoever_watches(api, jp_fetch):
     send_cell(ws, "print('third')", "c-1")
     cells = await until_cells(api, session_id, lambda c: c["c-1"]["outputs"])
     cells = await until_cells(api, session_id, all_done("c-1"))
-    assert cells["c-1"]["outputs"] == [{"output_type": "stream", "name": "stdout", "text": "third\n"}]
+    assert cells["c-1"]["outputs"] == [
+        {"output_type": "stream", "name": "stdout", "text": "third\n"}
+    ]
     body = await api.ok("GET", f"sessions/{session_id}/cells")  # validated against openapi.yaml
     assert body["notebook_uri"].endswith("kept.ipynb")
     ws.conn.close()
@@ -164,7 +193,7 @@ async def test_cells_are_kept_per_cell_id_whoever_watches(api, jp_fetch):
 async def test_cells_run_as_the_notebook_opens_are_kept(api, jp_fetch, monkeypatch):
     """Run at once, while the supervisor is still attaching to the new kernel: held until it
     is attached, then queued like every other cell (in order)."""
-    from session_ext.kernel import KernelProcess
+    from session_ext.kernel.process import KernelProcess
 
     wait = KernelProcess.wait_for_server_kernel
 
@@ -227,8 +256,7 @@ async def test_a_reopened_notebook_gets_the_replies_of_what_still_runs(api, jp_f
     assert slow_reply["content"]["status"] == "ok" and slow_reply["content"]["execution_count"] == 1
     assert (await second.reply_to(queued))["content"]["status"] == "ok"
     await second.idle_of(queued)  # (iopub and shell are not ordered against each other)
-    outputs = [m["content"]["text"] for m in second.received
-               if m["header"]["msg_type"] == "stream"]
+    outputs = [m["content"]["text"] for m in second.received if m["header"]["msg_type"] == "stream"]
     assert outputs == ["slow\n", "queued\n"]  # live, as they came
     second.conn.close()
     await jp_fetch("api", "sessions", session_id, method="DELETE")
@@ -267,19 +295,31 @@ def wait_cells(server, session_id, predicate, timeout=60):
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_cells_survive_a_durable_server_restart(server, how):
     server.start()
-    server.ok("PUT", "sessions", {"session_id": "nb", "kernel_name": "python3", "session_mode": "notebook",
-                                  "notebook_uri": "file:///tmp/durable.ipynb"})
+    server.ok(
+        "PUT",
+        "sessions",
+        {
+            "session_id": "nb",
+            "kernel_name": "python3",
+            "session_mode": "notebook",
+            "notebook_uri": "file:///tmp/durable.ipynb",
+        },
+    )
     server.ok("POST", "sessions/nb/start", timeout=60)
     channel = await channel_of(server, "nb")
     done = cell_request("print('before')", "done")
     channel.send(done)
     await channel.reply_to(done["header"]["msg_id"])
-    running = cell_request("import time; print('started', flush=True); time.sleep(3); print('finished')", "running")
+    running = cell_request(
+        "import time; print('started', flush=True); time.sleep(3); print('finished')", "running"
+    )
     channel.send(running)
     queued = cell_request("print('queued')", "queued")
     channel.send(queued)
     await channel.until(lambda m: m.get("executionQueued") == queued["header"]["msg_id"])
-    await channel.until(lambda m: m.get("channel") == "iopub" and m["header"]["msg_type"] == "stream")
+    await channel.until(
+        lambda m: m.get("channel") == "iopub" and m["header"]["msg_type"] == "stream"
+    )
     await asyncio.sleep(1.2)  # the running cell's first output is written (within a second)
     server.stop(how)
     channel.close()
@@ -292,18 +332,22 @@ async def test_cells_survive_a_durable_server_restart(server, how):
     assert out.startswith("started\n")
     # it finished on the re-attached kernel (its output collected again), or while the
     # server was down (then it says so)
-    assert cells["running"]["status"] == "ok" and out == "started\nfinished\n" or (
+    assert (cells["running"]["status"] == "ok" and out == "started\nfinished\n") or (
         cells["running"]["status"] == "aborted" and "server was down" in cells["running"]["reason"]
     )
     server.ok("DELETE", "sessions/nb?force=true", timeout=30)
 
 
-@pytest.mark.parametrize("renamed", [False, True], ids=["created-on-its-path", "renamed-like-jupyterlab"])
+@pytest.mark.parametrize(
+    "renamed", [False, True], ids=["created-on-its-path", "renamed-like-jupyterlab"]
+)
 async def test_a_jupyterlab_notebook_finds_its_cells_after_a_durable_restart(tmp_path, renamed):
     """jupyter_server's kernels stop with it; the next session of the same notebook gets the
     cells the earlier one ran (those cut short marked aborted). JupyterLab creates the
     session on a made-up path (a UUID) and then renames it to the notebook's (renamed)."""
-    server = StandaloneServer(tmp_path, "--SessionExtApp.keep_kernels_on_shutdown=True", app="server")
+    server = StandaloneServer(
+        tmp_path, "--SessionExtApp.keep_kernels_on_shutdown=True", app="server"
+    )
     root = lambda: server.info["base_path"].rsplit("/supervisor", 1)[0]  # noqa: E731
     token = lambda: server.info["bearer_token"]  # noqa: E731
     body = {"path": "lab.ipynb", "type": "notebook", "kernel": {"name": "python3"}}
@@ -311,25 +355,35 @@ async def test_a_jupyterlab_notebook_finds_its_cells_after_a_durable_restart(tmp
         server.start()
         _, model = http_json("POST", f"{root()}/api/sessions", token(), body)
         port = int(root().rsplit(":", 1)[1].split("/")[0])
-        where = SimpleNamespace(port=port, base_url="/", auth_header={"Authorization": f"token {token()}"})
+        where = SimpleNamespace(
+            port=port, base_url="/", auth_header={"Authorization": f"token {token()}"}
+        )
         ws = await StockSocket.open(where, model["kernel"]["id"], v1=True)
         wait_for(lambda: server.ok("GET", f"sessions/{model['id']}")["status"] == "idle")
         send_cell(ws, "print('ran before')", "kept")
         send_cell(ws, "import time; time.sleep(60)", "cut")
-        await ws.until(lambda m: m["header"]["msg_type"] == "execute_input"
-                       and "sleep" in m["content"]["code"])
+        await ws.until(
+            lambda m: m["header"]["msg_type"] == "execute_input" and "sleep" in m["content"]["code"]
+        )
         await asyncio.sleep(1.2)
         ws.conn.close()
         server.stop()
         server.start()
         if renamed:
-            _, model = http_json("POST", f"{root()}/api/sessions", token(), {**body, "path": "0f1e2d3c"})
+            _, model = http_json(
+                "POST", f"{root()}/api/sessions", token(), {**body, "path": "0f1e2d3c"}
+            )
             assert not server.ok("GET", f"sessions/{model['id']}/cells")["cells"]
-            http_json("PATCH", f"{root()}/api/sessions/{model['id']}", token(), {"path": "lab.ipynb"})
+            http_json(
+                "PATCH", f"{root()}/api/sessions/{model['id']}", token(), {"path": "lab.ipynb"}
+            )
         else:
             _, model = http_json("POST", f"{root()}/api/sessions", token(), body)
         cells = wait_cells(server, model["id"], all_done("kept", "cut"))
-        assert cells["kept"]["outputs"][0]["text"] == "ran before\n" and cells["kept"]["status"] == "ok"
+        assert (
+            cells["kept"]["outputs"][0]["text"] == "ran before\n"
+            and cells["kept"]["status"] == "ok"
+        )
         assert cells["cut"]["status"] == "aborted" and "server stopped" in cells["cut"]["reason"]
         http_json("DELETE", f"{root()}/api/sessions/{model['id']}", token())
     finally:

@@ -17,7 +17,12 @@ def kernel_event(name):
 
 
 async def test_connect_then_start_sees_starting_idle_and_process_output(api):
-    argv = [sys.executable, os.path.join(KERNELS_DIR, "positron_kernel.py"), "-f", "{connection_file}"]
+    argv = [
+        sys.executable,
+        os.path.join(KERNELS_DIR, "positron_kernel.py"),
+        "-f",
+        "{connection_file}",
+    ]
     session_id = await api.create(argv=argv, display_name="P", language="python")
     ws = await api.channels(session_id)
     assert (await api.session(session_id))["connected"] is True
@@ -61,8 +66,14 @@ async def test_two_clients_share_iopub_and_get_their_own_replies(api):
     await a.idle_of(msg_id)
     await b.idle_of(msg_id)
     assert stream_text(b.received, msg_id) == "both\n"
-    kernel_info = {"kind": "jupyter", "channel": "shell", "header": {"msg_id": "ki-b", "msg_type": "kernel_info_request"},
-                   "parent_header": {}, "metadata": {}, "content": {}}
+    kernel_info = {
+        "kind": "jupyter",
+        "channel": "shell",
+        "header": {"msg_id": "ki-b", "msg_type": "kernel_info_request"},
+        "parent_header": {},
+        "metadata": {},
+        "content": {},
+    }
     b.send(kernel_info)
     await b.reply_to("ki-b")
     await b.idle_of("ki-b")
@@ -137,7 +148,9 @@ async def test_output_while_detached_is_replayed_in_order(api):
     session_id = await api.started()
     ws = await api.channels(session_id)
     # the output starts after the client has gone
-    msg_id = ws.execute("import time\ntime.sleep(0.5)\nfor i in range(5):\n    print(i, flush=True)\n    time.sleep(0.1)")
+    msg_id = ws.execute(
+        "import time\ntime.sleep(0.5)\nfor i in range(5):\n    print(i, flush=True)\n    time.sleep(0.1)"
+    )
     await ws.until(lambda m: is_status(m, "busy", msg_id))
     ws.close()
     await api.wait_status(session_id, "idle")
@@ -176,8 +189,14 @@ async def test_stdin_round_trip_and_waiting_input(api):
     assert request["header"]["msg_type"] == "input_request"
     assert request["content"]["prompt"] == "who? "
     assert (await api.session(session_id))["waiting_input"] is True
-    ws.send({"channel": "stdin", "header": {"msg_id": uuid.uuid4().hex, "msg_type": "input_reply"},
-             "parent_header": request["header"], "content": {"value": "ada"}})
+    ws.send(
+        {
+            "channel": "stdin",
+            "header": {"msg_id": uuid.uuid4().hex, "msg_type": "input_reply"},
+            "parent_header": request["header"],
+            "content": {"value": "ada"},
+        }
+    )
     await ws.reply_to(msg_id)
     await ws.idle_of(msg_id)
     assert stream_text(ws.received, msg_id) == "hi ada\n"
@@ -218,11 +237,18 @@ async def test_a_flood_of_output_loses_nothing(api):
     session_id = await api.started()
     ws = await api.channels(session_id)
     n = 20000
-    flood = ws.execute(f"import sys\nfor i in range({n}):\n    sys.stdout.write('x\\n'); sys.stdout.flush()")
+    flood = ws.execute(
+        f"import sys\nfor i in range({n}):\n    sys.stdout.write('x\\n'); sys.stdout.flush()"
+    )
     after = ws.execute("'after'")
     await ws.reply_to(after, timeout=120)
-    streams = [m for m in ws.received if m.get("channel") == "iopub"
-               and m["header"]["msg_type"] == "stream" and m["parent_header"].get("msg_id") == flood]
+    streams = [
+        m
+        for m in ws.received
+        if m.get("channel") == "iopub"
+        and m["header"]["msg_type"] == "stream"
+        and m["parent_header"].get("msg_id") == flood
+    ]
     assert sum(m["content"]["text"].count("x") for m in streams) == n
     ws.close()
     await api.ok("POST", f"sessions/{session_id}/kill")
@@ -309,7 +335,7 @@ async def test_a_dead_connection_hands_back_what_it_never_sent(api, supervisor):
     assert first == list(range(len(first))) and rest, "the replay has the rest"
     assert rest == list(range(rest[0], 20000)), "in order, to the end, no duplicates"
     lost_bytes = (rest[0] - len(first)) * (len(pad) + 300)  # upper bound of a frame's size
-    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:  # noqa: ASYNC230 (procfs: never blocks)
         server_buffer = int(f.read().split()[2])  # the most a socket's send buffer grows to
     assert lost_bytes <= client_buffer + server_buffer, (len(first), rest[0])
     dropped = [m["messagesDropped"] for m in again.received if "messagesDropped" in m]

@@ -10,7 +10,7 @@ import pytest
 import tornado.httpclient
 import tornado.websocket
 
-from session_ext.store import SessionStore
+from session_ext.store.database import SessionStore
 
 from .helpers import WAIT, Channel, StandaloneServer
 
@@ -44,8 +44,9 @@ async def queue_behind(server, session_id, first, then):
     )
     channel = Channel(await asyncio.wait_for(tornado.websocket.websocket_connect(request), WAIT))
     running = channel.execute(first)
-    await channel.until(lambda m: m.get("channel") == "iopub"
-                        and m["header"]["msg_type"] == "execute_input")
+    await channel.until(
+        lambda m: m.get("channel") == "iopub" and m["header"]["msg_type"] == "execute_input"
+    )
     for code in then:
         msg_id = channel.execute(code)
         await channel.until(lambda m, i=msg_id: m.get("executionQueued") == i)
@@ -100,9 +101,15 @@ async def test_a_long_request_keeps_running_across_a_restart(server):
     assert after["process_id"] == before["process_id"]
     assert after["status"] == "busy" and after["execution_queue"]["length"] == 1
     history = history_of(server, "long", 3)
-    assert [(h["input"], h["status"]) for h in history[1:]] == [(code, "ok"), ("ran.append(1)", "ok")]
+    assert [(h["input"], h["status"]) for h in history[1:]] == [
+        (code, "ok"),
+        ("ran.append(1)", "ok"),
+    ]
     assert history[1]["output"] == "slept\n"
-    assert server.ok("POST", "sessions/long/execute", {"code": "ran"})["data"]["text/plain"] == "[0, 1]"
+    assert (
+        server.ok("POST", "sessions/long/execute", {"code": "ran"})["data"]["text/plain"]
+        == "[0, 1]"
+    )
     server.ok("POST", "shutdown")
     assert server.proc.wait(30) == 0
 
@@ -123,7 +130,10 @@ async def test_a_request_that_finished_while_the_server_was_down(server):
     assert history[1]["status"] == "aborted"
     assert "finished while the server was down" in history[1]["reason"]
     assert (history[2]["input"], history[2]["status"]) == ("ran.append(1)", "ok")
-    assert server.ok("POST", "sessions/missed/execute", {"code": "ran"})["data"]["text/plain"] == "[0, 1]"
+    assert (
+        server.ok("POST", "sessions/missed/execute", {"code": "ran"})["data"]["text/plain"]
+        == "[0, 1]"
+    )
     assert server.ok("GET", "sessions/missed")["status"] == "idle"
     server.ok("POST", "shutdown")
     assert server.proc.wait(30) == 0
@@ -136,12 +146,12 @@ async def test_the_store_keeps_the_queue(tmp_path):
     await store.save("s", {"spec": {"session_id": "s"}})
     await store.write_batch([], [("s", "a", record), ("s", "b", {**record, "queued_at": 2})])
     await store.write_batch([], [], [("s", "a", 5)])
-    (_, _, queued), = await store.load()
+    ((_, _, queued),) = await store.load()
     assert [(q["msg_id"], q["started_at"]) for q in queued] == [("a", 5), ("b", None)]
     assert queued[0]["request"]["msg"]["buffers"] == ["AAE="]
     # a history entry takes its request out of the queue, in the same transaction
     await store.write_batch([("s", {"msg_id": "a", "status": "ok"})])
-    (_, history, queued), = await store.load()
+    ((_, history, queued),) = await store.load()
     assert [q["msg_id"] for q in queued] == ["b"] and history == [{"msg_id": "a", "status": "ok"}]
     # in one batch a request can arrive and be aborted: no row is left
     await store.write_batch([("s", {"msg_id": "c"})], [("s", "c", record)])

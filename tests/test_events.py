@@ -7,6 +7,7 @@ def event(name, session_id=None):
             return False
         sid = m.get("session_id") or m.get("session", {}).get("session_id")
         return session_id is None or sid == session_id
+
     return match
 
 
@@ -28,7 +29,9 @@ async def test_snapshot_then_live_events(api):
     assert idle["timestamp"] >= starting["timestamp"]
 
     ws = await api.channels(session_id)
-    updated = await events.until(lambda m: event("session_updated", session_id)(m) and m["session"]["connected"])
+    updated = await events.until(
+        lambda m: event("session_updated", session_id)(m) and m["session"]["connected"]
+    )
     assert updated["session"]["kernel_info"]["implementation"] == "ipython"
     slow = ws.execute("import time; time.sleep(1)")
     ws.execute("1")
@@ -37,7 +40,9 @@ async def test_snapshot_then_live_events(api):
     assert busy["status"] == "busy" and busy["reason"] == "execute_request"
     queue = await events.until(lambda m: event("queue", session_id)(m) and m["length"] == 2)
     assert queue["active"]["msg_id"] == slow and queue["pending"][0]["code"] == "1"
-    await events.until(lambda m: event("queue", session_id)(m) and m["length"] == 0 and m["active"] is None)
+    await events.until(
+        lambda m: event("queue", session_id)(m) and m["length"] == 0 and m["active"] is None
+    )
     for frame in events.received:
         api.openapi.validate_schema("SessionEvent", frame)
     ws.close()
@@ -54,7 +59,9 @@ async def test_a_burst_of_queue_changes_is_coalesced(api):
     ids = [ws.execute("pass") for _ in range(200)]
     await ws.reply_to(ids[-1], timeout=60)
     await ws.idle_of(ids[-1])
-    await events.until(lambda m: event("queue", session_id)(m) and m["length"] == 0 and m["active"] is None)
+    await events.until(
+        lambda m: event("queue", session_id)(m) and m["length"] == 0 and m["active"] is None
+    )
     queue_events = [m for m in events.received if m.get("event") == "queue"]
     assert len(queue_events) < 200 * 2  # one per loop turn, not one per change
     ws.close()

@@ -1,6 +1,5 @@
 """REST execute and the execution history."""
 
-
 from .helpers import is_status
 
 
@@ -32,8 +31,12 @@ async def test_execute_bad_requests(api):
     session_id = await api.create()
     r = await api.call("POST", f"sessions/{session_id}/execute", {"code": "1"})
     assert r.code == 409 and r.json["code"] == "KS-3"
-    for body, field in [({}, "code"), ({"code": 1}, "code"), ({"code": "1", "silent": "no"}, "silent"),
-                        ({"code": "1", "timeout_seconds": -1}, "timeout_seconds")]:
+    for body, field in [
+        ({}, "code"),
+        ({"code": 1}, "code"),
+        ({"code": "1", "silent": "no"}, "silent"),
+        ({"code": "1", "timeout_seconds": -1}, "timeout_seconds"),
+    ]:
         r = await api.call("POST", f"sessions/{session_id}/execute", body)
         assert r.code == 400 and field in r.json["message"], (body, r)
     r = await api.call("POST", "sessions/nope/execute", {"code": "1"})
@@ -43,8 +46,12 @@ async def test_execute_bad_requests(api):
 async def test_execute_timeout_interrupts_and_the_session_stays_usable(api):
     session_id = await api.started()
     r = await api.call(
-        "POST", f"sessions/{session_id}/execute",
-        {"code": "import time\nprint('before', flush=True)\ntime.sleep(60)", "timeout_seconds": 1.5},
+        "POST",
+        f"sessions/{session_id}/execute",
+        {
+            "code": "import time\nprint('before', flush=True)\ntime.sleep(60)",
+            "timeout_seconds": 1.5,
+        },
     )
     assert r.code == 504 and r.json["code"] == "timeout"
     assert r.json["reply"]["output"][0]["text"] == "before\n"
@@ -61,8 +68,9 @@ async def test_execute_timeout_of_a_queued_request_cancels_it(api):
     ws = await api.channels(session_id)
     slow = ws.execute("import time; time.sleep(2)")
     await ws.until(lambda m: is_status(m, "busy", slow))
-    r = await api.call("POST", f"sessions/{session_id}/execute",
-                       {"code": "never = 1", "timeout_seconds": 0.5})
+    r = await api.call(
+        "POST", f"sessions/{session_id}/execute", {"code": "never = 1", "timeout_seconds": 0.5}
+    )
     assert r.code == 504 and r.json["reply"]["status"] == "aborted"
     await ws.reply_to(slow)
     reply = await api.execute(session_id, "'never' in globals()")

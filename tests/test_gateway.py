@@ -37,7 +37,9 @@ def lab(gateway, tmp_path):
 
 
 def ws_client(server: LabServer) -> SimpleNamespace:
-    return SimpleNamespace(port=server.port, base_url="/", auth_header={"Authorization": f"token {server.token}"})
+    return SimpleNamespace(
+        port=server.port, base_url="/", auth_header={"Authorization": f"token {server.token}"}
+    )
 
 
 async def run(ws: StockSocket, code: str) -> tuple[dict, str]:
@@ -45,8 +47,10 @@ async def run(ws: StockSocket, code: str) -> tuple[dict, str]:
     reply = await ws.reply_to(msg_id)
     await ws.idle_of(msg_id)
     text = "".join(
-        m["content"]["text"] for m in ws.received
-        if m["channel"] == "iopub" and m["header"]["msg_type"] == "stream"
+        m["content"]["text"]
+        for m in ws.received
+        if m["channel"] == "iopub"
+        and m["header"]["msg_type"] == "stream"
         and m["parent_header"].get("msg_id") == msg_id
     )
     return reply["content"], text
@@ -58,12 +62,22 @@ async def test_a_lab_on_a_gateway_runs_cells(lab, gateway, v1):
     assert "python3" in specs["kernelspecs"]
     assert lab.ok("GET", "/supervisor/status")["gateway"] == {"url": gateway.base_url}
 
-    code, model = lab.call("POST", "/api/sessions", {
-        "path": "work/a.ipynb", "name": "a.ipynb", "type": "notebook", "kernel": {"name": "python3"},
-    }, timeout=WAIT)
+    code, model = lab.call(
+        "POST",
+        "/api/sessions",
+        {
+            "path": "work/a.ipynb",
+            "name": "a.ipynb",
+            "type": "notebook",
+            "kernel": {"name": "python3"},
+        },
+        timeout=WAIT,
+    )
     assert code == 201, model
     kernel_id = model["kernel"]["id"]
-    assert any(k["id"] == kernel_id for k in gateway.ok("GET", "/api/kernels"))  # it is the gateway's
+    assert any(
+        k["id"] == kernel_id for k in gateway.ok("GET", "/api/kernels")
+    )  # it is the gateway's
 
     ws = await asyncio.wait_for(StockSocket.open(ws_client(lab), kernel_id, v1=v1), WAIT)
     try:
@@ -72,11 +86,19 @@ async def test_a_lab_on_a_gateway_runs_cells(lab, gateway, v1):
 
         # interrupt through the lab (the gateway's kernel is interrupted)
         msg_id = ws.execute("import time; time.sleep(60)")
-        await ws.until(lambda m: m["channel"] == "iopub" and m["header"]["msg_type"] == "execute_input"
-                       and m["parent_header"].get("msg_id") == msg_id)
+        await ws.until(
+            lambda m: (
+                m["channel"] == "iopub"
+                and m["header"]["msg_type"] == "execute_input"
+                and m["parent_header"].get("msg_id") == msg_id
+            )
+        )
         assert lab.call("POST", f"/api/kernels/{kernel_id}/interrupt")[0] == 204
         reply = await ws.reply_to(msg_id)
-        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+        assert (
+            reply["content"]["status"] == "error"
+            and reply["content"]["ename"] == "KeyboardInterrupt"
+        )
 
         reply, text = await run(ws, "print(x)")  # the kernel's state survived
         assert text == "42\n"

@@ -22,7 +22,9 @@ async def test_kernels_api(jp_fetch):
     assert got["id"] == kernel["id"] and got["execution_state"] in ("starting", "idle", "busy")
     r = await jp_fetch("api", "kernels", kernel["id"], "interrupt", method="POST", body="")
     assert r.code == 204
-    restarted = await fetch_json(jp_fetch, "api", "kernels", kernel["id"], "restart", method="POST", body={})
+    restarted = await fetch_json(
+        jp_fetch, "api", "kernels", kernel["id"], "restart", method="POST", body={}
+    )
     assert restarted["id"] == kernel["id"]
     r = await jp_fetch("api", "kernels", kernel["id"], method="DELETE")
     assert r.code == 204
@@ -35,7 +37,12 @@ async def test_kernels_api(jp_fetch):
 
 
 async def test_sessions_api(jp_fetch, api):
-    body = {"path": "foo/nb1.ipynb", "type": "notebook", "name": "nb1.ipynb", "kernel": {"name": "python3"}}
+    body = {
+        "path": "foo/nb1.ipynb",
+        "type": "notebook",
+        "name": "nb1.ipynb",
+        "kernel": {"name": "python3"},
+    }
     session = await fetch_json(jp_fetch, "api", "sessions", method="POST", body=body)
     assert session["path"] == "foo/nb1.ipynb" and session["type"] == "notebook"
     assert [s["id"] for s in await fetch_json(jp_fetch, "api", "sessions")] == [session["id"]]
@@ -45,8 +52,14 @@ async def test_sessions_api(jp_fetch, api):
     again = await fetch_json(jp_fetch, "api", "sessions", method="POST", body=body)
     assert again["id"] == session["id"]
     # change the kernel: a new kernel, and the mirror follows it
-    other = await fetch_json(jp_fetch, "api", "sessions", session["id"], method="PATCH",
-                             body={"kernel": {"name": "python3"}})
+    other = await fetch_json(
+        jp_fetch,
+        "api",
+        "sessions",
+        session["id"],
+        method="PATCH",
+        body={"kernel": {"name": "python3"}},
+    )
     assert other["kernel"]["id"] != session["kernel"]["id"]
     mirrored = await api.session(session["id"])  # starting until a client talks to it
     assert mirrored["kernel_id"] == other["kernel"]["id"] and mirrored["status"] == "starting"
@@ -59,10 +72,24 @@ async def test_sessions_api(jp_fetch, api):
 async def test_stock_websocket_kernel_info_and_non_execute_requests(jp_fetch, api):
     kernel = await fetch_json(jp_fetch, "api", "kernels", method="POST", body={"name": "python3"})
     ws = await StockSocket.open(api, kernel["id"])
-    ws.conn.write_message(json.dumps({
-        "channel": "shell", "header": {"msg_id": "ki", "msg_type": "kernel_info_request", "session": "s",
-                                       "username": "u", "version": "5.3", "date": ""},
-        "parent_header": {}, "metadata": {}, "content": {}}))
+    ws.conn.write_message(
+        json.dumps(
+            {
+                "channel": "shell",
+                "header": {
+                    "msg_id": "ki",
+                    "msg_type": "kernel_info_request",
+                    "session": "s",
+                    "username": "u",
+                    "version": "5.3",
+                    "date": "",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "content": {},
+            }
+        )
+    )
     reply = await ws.reply_to("ki")
     assert reply["header"]["msg_type"] == "kernel_info_reply"
     # a bare kernel (no session): executes still work, straight to the kernel

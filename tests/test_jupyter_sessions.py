@@ -16,15 +16,22 @@ async def test_notebook_sessions_are_mirrored(api, jp_fetch, jp_root_dir):
     assert session["status"] == "starting" and session["session_mode"] == "notebook"
     ws = await StockSocket.open(api, model["kernel"]["id"])  # as JupyterLab does
     session = await api.wait_status(model["id"], "idle")
-    assert session["session_mode"] == "notebook" and session["display_name"] == "Python 3 (ipykernel)"
+    assert (
+        session["session_mode"] == "notebook" and session["display_name"] == "Python 3 (ipykernel)"
+    )
     assert session["kernel_id"] == model["kernel"]["id"] and session["kernel_name"] == "python3"
     assert session["notebook_uri"] == (jp_root_dir / "work" / "analysis.ipynb").as_uri()
     assert session["metadata"]["path"] == "work/analysis.ipynb"
     assert session["working_directory"] == str(jp_root_dir / "work")
     assert session["kernel_info"]["implementation"] == "ipython"
     # rename (PATCH path) follows
-    await jp_fetch("api", "sessions", model["id"], method="PATCH",
-                   body=json.dumps({"path": "work/renamed.ipynb"}))
+    await jp_fetch(
+        "api",
+        "sessions",
+        model["id"],
+        method="PATCH",
+        body=json.dumps({"path": "work/renamed.ipynb"}),
+    )
     session = await api.session(model["id"])
     assert session["notebook_uri"].endswith("/work/renamed.ipynb")
     # REST execute works on it too
@@ -40,8 +47,15 @@ async def test_notebook_sessions_are_mirrored(api, jp_fetch, jp_root_dir):
 
 
 async def test_console_sessions_are_mirrored(api, jp_fetch):
-    body = {"path": "console-1", "name": "Console 1", "type": "console", "kernel": {"name": "python3"}}
-    model = json.loads((await jp_fetch("api", "sessions", method="POST", body=json.dumps(body))).body)
+    body = {
+        "path": "console-1",
+        "name": "Console 1",
+        "type": "console",
+        "kernel": {"name": "python3"},
+    }
+    model = json.loads(
+        (await jp_fetch("api", "sessions", method="POST", body=json.dumps(body))).body
+    )
     ws = await StockSocket.open(api, model["kernel"]["id"])
     session = await api.wait_status(model["id"], "idle")
     assert session["session_mode"] == "console" and session["notebook_uri"] is None

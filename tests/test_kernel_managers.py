@@ -62,8 +62,13 @@ async def test_kernels_state_after_patching_a_session_onto_a_new_kernel(api, jp_
     ws = await StockSocket.open(api, model["kernel"]["id"])
     await api.wait_status(model["id"], "idle")
     ws.conn.close()
-    r = await jp_fetch("api", "sessions", model["id"], method="PATCH",
-                       body=json.dumps({"kernel": {"name": "python3"}}))
+    r = await jp_fetch(
+        "api",
+        "sessions",
+        model["id"],
+        method="PATCH",
+        body=json.dumps({"kernel": {"name": "python3"}}),
+    )
     patched = json.loads(r.body)
     new_kernel = patched["kernel"]["id"]
     assert new_kernel != model["kernel"]["id"]

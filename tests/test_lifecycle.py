@@ -49,7 +49,10 @@ async def test_post_creates_too_and_generates_an_id(api):
         ({"kernel_name": "python3", "session_mode": "window"}, "session_mode"),
         ({"kernel_name": "python3", "interrupt_mode": "poke"}, "interrupt_mode"),
         ({"kernel_name": "python3", "env": {"A": "1"}}, "env"),
-        ({"kernel_name": "python3", "env": [{"action": "set", "name": "A", "value": "1"}]}, "env[0].action"),
+        (
+            {"kernel_name": "python3", "env": [{"action": "set", "name": "A", "value": "1"}]},
+            "env[0].action",
+        ),
         ({"kernel_name": "python3", "argv": "python"}, "argv"),
         ({"kernel_name": "python3", "session_id": "has space"}, "session_id"),
         ({"kernel_name": "python3", "session_id": "x" * 257}, "session_id"),
@@ -84,10 +87,16 @@ async def test_duplicate_id_and_unknown_program_and_kernelspec(api):
     r = await api.call("PUT", "sessions", {"kernel_name": "no-such-kernel"})
     assert r.code == 400 and r.json["code"] == "KS-19"
     for program in ("/no/such/program", "no-such-program-on-path"):
-        r = await api.call("PUT", "sessions", {
-            "session_id": "missing", "argv": [program, "{connection_file}"],
-            "display_name": "x", "language": "x",
-        })
+        r = await api.call(
+            "PUT",
+            "sessions",
+            {
+                "session_id": "missing",
+                "argv": [program, "{connection_file}"],
+                "display_name": "x",
+                "language": "x",
+            },
+        )
         assert r.code == 400 and r.json["code"] == "KS-19" and program in r.json["message"], r
     assert [s["session_id"] for s in (await api.ok("GET", "sessions"))["sessions"]] == ["dup"]
 
@@ -96,8 +105,9 @@ async def test_a_program_gone_since_creation_is_ks19_at_start(api, tmp_path):
     program = tmp_path / "kernel"
     program.write_text("#!/bin/sh\nexit 1\n")
     program.chmod(0o755)
-    session_id = await api.create(argv=[str(program), "{connection_file}"], display_name="x",
-                                  language="x")
+    session_id = await api.create(
+        argv=[str(program), "{connection_file}"], display_name="x", language="x"
+    )
     program.unlink()
     r = await api.call("POST", f"sessions/{session_id}/start")
     assert r.code == 400 and r.json["code"] == "KS-19"
@@ -167,11 +177,16 @@ async def test_argv_session_env_actions_cwd_and_no_token(api, tmp_path, monkeypa
 async def test_restart_with_env_and_working_directory(api, tmp_path):
     session_id = await api.started()
     await api.execute(session_id, "x = 1")
-    body = {"working_directory": str(tmp_path), "env": [{"action": "replace", "name": "SE_R", "value": "yes"}]}
+    body = {
+        "working_directory": str(tmp_path),
+        "env": [{"action": "replace", "name": "SE_R", "value": "yes"}],
+    }
     assert await api.ok("POST", f"sessions/{session_id}/restart", body, timeout=60) is None
     model = await api.session(session_id)
     assert model["status"] == "idle"
-    reply = await api.execute(session_id, "import os; print(os.environ.get('SE_R'), os.getcwd(), 'x' in dir())")
+    reply = await api.execute(
+        session_id, "import os; print(os.environ.get('SE_R'), os.getcwd(), 'x' in dir())"
+    )
     assert reply["output"][0]["text"].split() == ["yes", str(tmp_path), "False"]
     r = await api.call("POST", f"sessions/{session_id}/restart", {"working_directory": 5})
     assert r.code == 400 and "working_directory" in r.json["message"]
@@ -251,7 +266,9 @@ async def test_kernel_killed_from_outside_is_exited_within_a_second(api):
 async def test_startup_failure_reports_exit_code_and_output(api):
     code = "import sys; print('boom out'); print('boom err', file=sys.stderr); sys.exit(3)"
     session_id = await api.create(
-        argv=[sys.executable, "-c", code, "{connection_file}"], display_name="bad", language="python"
+        argv=[sys.executable, "-c", code, "{connection_file}"],
+        display_name="bad",
+        language="python",
     )
     r = await api.call("POST", f"sessions/{session_id}/start", timeout=60)
     assert r.code == 500, r
@@ -277,7 +294,12 @@ async def test_startup_timeout_kills_the_process(api):
 
 
 async def test_prompts_from_positron_language_info(api):
-    argv = [sys.executable, os.path.join(KERNELS_DIR, "positron_kernel.py"), "-f", "{connection_file}"]
+    argv = [
+        sys.executable,
+        os.path.join(KERNELS_DIR, "positron_kernel.py"),
+        "-f",
+        "{connection_file}",
+    ]
     session_id = await api.started(argv=argv, display_name="P", language="python")
     model = await api.session(session_id)
     assert model["input_prompt"] == "In> " and model["continuation_prompt"] == "..> "
@@ -307,12 +329,25 @@ async def test_adopt_a_kernel_started_elsewhere(api):
     km = AsyncKernelManager(kernel_name="python3")
     await km.start_kernel()
     try:
-        session_id = await api.create(argv=[], display_name="adopted", language="python",
-                                      interrupt_mode="message")
+        session_id = await api.create(
+            argv=[], display_name="adopted", language="python", interrupt_mode="message"
+        )
         info = km.get_connection_info()
         info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
-        body = {k: info[k] for k in ("control_port", "shell_port", "stdin_port", "hb_port",
-                                     "iopub_port", "signature_scheme", "key", "transport", "ip")}
+        body = {
+            k: info[k]
+            for k in (
+                "control_port",
+                "shell_port",
+                "stdin_port",
+                "hb_port",
+                "iopub_port",
+                "signature_scheme",
+                "key",
+                "transport",
+                "ip",
+            )
+        }
         kernel_info = await api.ok("PUT", f"sessions/{session_id}/adopt", body, timeout=60)
         assert kernel_info["language_info"]["name"] == "python"
         model = await api.session(session_id)
@@ -337,8 +372,17 @@ async def test_connection_info(api):
     assert r.code == 400 and r.json["code"] == "KS-18"
     await api.ok("POST", f"sessions/{session_id}/start", timeout=60)
     info = await api.ok("GET", f"sessions/{session_id}/connection_info")
-    assert set(info) == {"control_port", "shell_port", "stdin_port", "hb_port", "iopub_port",
-                         "signature_scheme", "key", "transport", "ip"}
+    assert set(info) == {
+        "control_port",
+        "shell_port",
+        "stdin_port",
+        "hb_port",
+        "iopub_port",
+        "signature_scheme",
+        "key",
+        "transport",
+        "ip",
+    }
     assert info["transport"] == "tcp" and isinstance(info["key"], str)
     await api.ok("POST", f"sessions/{session_id}/kill")
 
@@ -346,11 +390,17 @@ async def test_connection_info(api):
 async def test_server_configuration(api):
     config = await api.ok("GET", "server_configuration")
     assert set(config) == {"idle_shutdown_hours", "resource_sample_interval_ms", "log_level"}
-    await api.ok("POST", "server_configuration", {"resource_sample_interval_ms": 250, "log_level": "debug"})
+    await api.ok(
+        "POST", "server_configuration", {"resource_sample_interval_ms": 250, "log_level": "debug"}
+    )
     config = await api.ok("GET", "server_configuration")
     assert config["resource_sample_interval_ms"] == 250 and config["log_level"] == "debug"
-    for bad in ({"resource_sample_interval_ms": -1}, {"idle_shutdown_hours": 70000},
-                {"log_level": "loud"}, {"idle_shutdown_hours": "1"}):
+    for bad in (
+        {"resource_sample_interval_ms": -1},
+        {"idle_shutdown_hours": 70000},
+        {"log_level": "loud"},
+        {"idle_shutdown_hours": "1"},
+    ):
         r = await api.call("POST", "server_configuration", bad)
         assert r.code == 400, (bad, r)
 
@@ -377,10 +427,16 @@ async def test_auth_header_schemes(api, jp_serverapp, scheme):
 
 async def test_auth_refusals_are_json(api):
     for headers in ({}, {"Authorization": "Bearer wrong"}):
-        for method, path in [("GET", "sessions"), ("PUT", "sessions"), ("GET", "status"),
-                             ("POST", "shutdown"), ("GET", "server_configuration")]:
-            r = await api.call(method, path, {} if method != "GET" else None, headers=headers,
-                               validate=False)
+        for method, path in [
+            ("GET", "sessions"),
+            ("PUT", "sessions"),
+            ("GET", "status"),
+            ("POST", "shutdown"),
+            ("GET", "server_configuration"),
+        ]:
+            r = await api.call(
+                method, path, {} if method != "GET" else None, headers=headers, validate=False
+            )
             assert r.code == 401, (method, path, r)
             assert r.json["code"] == "unauthorized"
     with pytest.raises(Exception) as info:

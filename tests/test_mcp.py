@@ -87,15 +87,17 @@ async def test_tools_end_to_end(api):
         new_sid = started.structured_content["session_id"]
         assert started.structured_content["status"] == "idle"
 
-        result = await session.call_tool("execute_code", {"session_id": new_sid,
-                                                          "code": "print('hello agent')\n6*7"})
+        result = await session.call_tool(
+            "execute_code", {"session_id": new_sid, "code": "print('hello agent')\n6*7"}
+        )
         assert not result.is_error
         assert "hello agent" in text(result) and "42" in text(result)
         assert result.structured_content["status"] == "ok"
         assert result.structured_content["execution_count"] == 1
 
-        result = await session.call_tool("execute_code", {"session_id": new_sid,
-                                                          "code": "def f():\n  1/0\nf()"})
+        result = await session.call_tool(
+            "execute_code", {"session_id": new_sid, "code": "def f():\n  1/0\nf()"}
+        )
         assert result.is_error
         assert result.structured_content["status"] == "error"
         error = result.structured_content["error"]
@@ -123,16 +125,19 @@ async def test_images_and_bounded_output(api):
     ws = await register(api)
     sid = await api.started(workspace_id=ws["workspace_id"])
     async with mcp_session(ws["url"], ws["token"]) as session:
-        code = ("from PIL import Image\nfrom IPython.display import display\n"
-                "display(Image.new('RGB', (20, 10), 'red'))")
+        code = (
+            "from PIL import Image\nfrom IPython.display import display\n"
+            "display(Image.new('RGB', (20, 10), 'red'))"
+        )
         result = await session.call_tool("execute_code", {"session_id": sid, "code": code})
         [image] = images(result)
         assert image.mime_type == "image/png"
         assert base64.b64decode(image.data).startswith(b"\x89PNG")
 
         code = "print('HEAD' + 'x' * 10_000_000 + 'TAIL')"
-        result = await session.call_tool("execute_code", {"session_id": sid, "code": code,
-                                                          "timeout_seconds": 60})
+        result = await session.call_tool(
+            "execute_code", {"session_id": sid, "code": code, "timeout_seconds": 60}
+        )
         out = text(result)
         assert result.structured_content["status"] == "ok"
         assert out.startswith("HEAD") and "TAIL" in out[-200:]
@@ -144,9 +149,12 @@ async def test_timeout_then_poll(api):
     ws = await register(api)
     sid = await api.started(workspace_id=ws["workspace_id"])
     async with mcp_session(ws["url"], ws["token"]) as session:
-        code = "import time\nfor i in range(10):\n    print('step', i, flush=True)\n    time.sleep(1)"
-        result = await session.call_tool("execute_code", {"session_id": sid, "code": code,
-                                                          "timeout_seconds": 1})
+        code = (
+            "import time\nfor i in range(10):\n    print('step', i, flush=True)\n    time.sleep(1)"
+        )
+        result = await session.call_tool(
+            "execute_code", {"session_id": sid, "code": code, "timeout_seconds": 1}
+        )
         facts = result.structured_content
         assert facts["status"] == "running" and facts["execution_id"]
         assert "step 0" in text(result) and "step 9" not in text(result)
@@ -155,8 +163,10 @@ async def test_timeout_then_poll(api):
         assert queue["active"]["source"] == "agent"
         deadline = asyncio.get_running_loop().time() + WAIT
         while True:
-            polled = await session.call_tool("get_execution", {
-                "session_id": sid, "execution_id": facts["execution_id"], "wait_seconds": 2})
+            polled = await session.call_tool(
+                "get_execution",
+                {"session_id": sid, "execution_id": facts["execution_id"], "wait_seconds": 2},
+            )
             if polled.structured_content["status"] != "running":
                 break
             assert asyncio.get_running_loop().time() < deadline
@@ -169,20 +179,27 @@ async def test_interrupt_and_restart(api):
     sid = await api.started(workspace_id=ws["workspace_id"])
     async with mcp_session(ws["url"], ws["token"]) as session:
         await session.call_tool("execute_code", {"session_id": sid, "code": "x = 5"})
-        running = await session.call_tool("execute_code", {
-            "session_id": sid, "code": "while True: pass", "timeout_seconds": 1})
+        running = await session.call_tool(
+            "execute_code", {"session_id": sid, "code": "while True: pass", "timeout_seconds": 1}
+        )
         assert running.structured_content["status"] == "running"
         interrupted = await session.call_tool("interrupt_session", {"session_id": sid})
         assert not interrupted.is_error, text(interrupted)
-        polled = await session.call_tool("get_execution", {
-            "session_id": sid, "execution_id": running.structured_content["execution_id"],
-            "wait_seconds": 20})
+        polled = await session.call_tool(
+            "get_execution",
+            {
+                "session_id": sid,
+                "execution_id": running.structured_content["execution_id"],
+                "wait_seconds": 20,
+            },
+        )
         assert polled.structured_content["status"] == "error"
         assert polled.structured_content["error"]["name"] == "KeyboardInterrupt"
         restarted = await session.call_tool("restart_session", {"session_id": sid})
         assert not restarted.is_error, text(restarted)
-        result = await session.call_tool("execute_code", {"session_id": sid,
-                                                          "code": "'x' in dir()"})
+        result = await session.call_tool(
+            "execute_code", {"session_id": sid, "code": "'x' in dir()"}
+        )
         assert "False" in text(result)
 
 
@@ -228,25 +245,35 @@ async def test_stdio_bridge(api, tmp_path):
     import os
     import sys
 
+    import mcp_types as types
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
-    import mcp_types as types
 
     ws = await register(api)
     sid = await api.started(workspace_id=ws["workspace_id"])
-    env = {**os.environ, "SESSION_EXT_MCP_TOKEN": ws["token"],
-           "PYTHONPATH": os.pathsep.join(sys.path)}
-    params = StdioServerParameters(command=sys.executable,
-                                   args=["-m", "session_ext.mcp.bridge", ws["url"]],
-                                   env=env, cwd=str(tmp_path))
+    env = {
+        **os.environ,
+        "SESSION_EXT_MCP_TOKEN": ws["token"],
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "session_ext.mcp.bridge", ws["url"]],
+        env=env,
+        cwd=str(tmp_path),
+    )
     async with stdio_client(params) as (read, write):
         info = types.Implementation(name="stdio-agent", version="9.9")
         async with ClientSession(read, write, client_info=info) as session:
             await asyncio.wait_for(session.initialize(), WAIT)
             tools = await asyncio.wait_for(session.list_tools(), WAIT)
             assert {t.name for t in tools.tools} == TOOL_NAMES
-            result = await asyncio.wait_for(session.call_tool(
-                "execute_code", {"session_id": sid, "code": "print('via stdio')"}), WAIT)
+            result = await asyncio.wait_for(
+                session.call_tool(
+                    "execute_code", {"session_id": sid, "code": "print('via stdio')"}
+                ),
+                WAIT,
+            )
             assert "via stdio" in text(result)
             status = await api.ok("GET", "status")
             [mine] = [w for w in status["mcp"]["workspaces"] if w["id"] == ws["workspace_id"]]
@@ -281,8 +308,9 @@ async def test_jupyter_workspace_has_the_notebooks(api, jp_fetch, jp_root_dir):
         [entry] = listed.structured_content["sessions"]
         assert entry["session_id"] == model["id"] and entry["session_mode"] == "notebook"
         assert entry["notebook_uri"].endswith("work/analysis.ipynb")
-        result = await session.call_tool("execute_code", {"session_id": model["id"],
-                                                          "code": "import os; os.getcwd()"})
+        result = await session.call_tool(
+            "execute_code", {"session_id": model["id"], "code": "import os; os.getcwd()"}
+        )
         assert str(jp_root_dir / "work") in text(result)
         refused = await session.call_tool("execute_code", {"session_id": loose, "code": "1"})
         assert refused.is_error

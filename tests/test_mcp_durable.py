@@ -13,8 +13,11 @@ async def test_workspace_survives_a_server_restart(server):
     server.start()
     ws = server.ok("POST", "mcp/workspaces", {"display_name": "durable project"})
     assert server.ok("GET", "status")["mcp"]["port"] == ws["port"]
-    server.ok("PUT", "sessions", {"session_id": "kept", "kernel_name": "python3",
-                                  "workspace_id": ws["workspace_id"]})
+    server.ok(
+        "PUT",
+        "sessions",
+        {"session_id": "kept", "kernel_name": "python3", "workspace_id": ws["workspace_id"]},
+    )
     model = server.ok("GET", "sessions/kept")
     server.ok("POST", "sessions/kept/start", timeout=60)
     server.kernel_pids.add(server.ok("GET", "sessions/kept")["process_id"])
@@ -30,9 +33,15 @@ async def test_workspace_survives_a_server_restart(server):
     status = server.ok("GET", "status")["mcp"]
     assert status["active"] and status["port"] == ws["port"]
     assert ws["workspace_id"] in {w["id"] for w in status["workspaces"]}
-    again = server.ok("POST", "mcp/workspaces", {"workspace_id": ws["workspace_id"],
-                                                 "display_name": "durable project",
-                                                 "token": ws["token"]})
+    again = server.ok(
+        "POST",
+        "mcp/workspaces",
+        {
+            "workspace_id": ws["workspace_id"],
+            "display_name": "durable project",
+            "token": ws["token"],
+        },
+    )
     assert again == ws
     assert await status_of(ws["url"], server.info["bearer_token"]) == 401
     async with mcp_session(ws["url"], ws["token"]) as session:
@@ -56,8 +65,15 @@ async def test_re_registering_with_token_after_forgetting(server):
     server.stop(signal.SIGTERM)
     server.start()
     assert not server.ok("GET", "status")["mcp"]["active"]  # nothing stored
-    again = server.ok("POST", "mcp/workspaces", {
-        "workspace_id": ws["workspace_id"], "display_name": "p", "token": ws["token"],
-        "preferred_port": ws["port"]})
+    again = server.ok(
+        "POST",
+        "mcp/workspaces",
+        {
+            "workspace_id": ws["workspace_id"],
+            "display_name": "p",
+            "token": ws["token"],
+            "preferred_port": ws["port"],
+        },
+    )
     assert again["token"] == ws["token"] and again["workspace_id"] == ws["workspace_id"]
     assert await status_of(again["url"], ws["token"]) == 200

@@ -17,37 +17,56 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
-from session_ext.execute import ExecuteTimeout, execute
-from session_ext.kernel import KernelProcess
-from session_ext.launch import kernel_env
-from session_ext.models import ExecuteRequest, SessionSpec, StartupError, SupervisorConfig
-from session_ext.router import MessageRouter
-from session_ext.status import StatusMachine
+from session_ext.core.config import SupervisorConfig
+from session_ext.core.errors import StartupError
+from session_ext.core.requests import ExecuteRequest
+from session_ext.core.spec import SessionSpec
+from session_ext.kernel.launch import kernel_env
+from session_ext.kernel.process import KernelProcess
+from session_ext.session.execute import ExecuteTimeout, execute
+from session_ext.session.router import MessageRouter
+from session_ext.session.status import StatusMachine
 
 from .helpers import IPYKERNEL_ARGV, WAIT
 
 
 def spec(argv=IPYKERNEL_ARGV, **fields) -> SessionSpec:
     return SessionSpec(
-        session_id=f"part-{uuid.uuid4().hex[:8]}", display_name="Python", language="python",
-        username="tester", input_prompt=">>> ", continuation_prompt="... ", argv=list(argv),
-        session_mode="console", working_directory=fields.pop("cwd", "/tmp"), env=[],
-        interrupt_mode="signal", startup_environment="none", connection_timeout=20, **fields,
+        session_id=f"part-{uuid.uuid4().hex[:8]}",
+        display_name="Python",
+        language="python",
+        username="tester",
+        input_prompt=">>> ",
+        continuation_prompt="... ",
+        argv=list(argv),
+        session_mode="console",
+        working_directory=fields.pop("cwd", "/tmp"),
+        env=[],
+        interrupt_mode="signal",
+        startup_environment="none",
+        connection_timeout=20,
+        **fields,
     )
 
 
 @pytest.fixture
 def config(tmp_path):
     return SupervisorConfig(
-        runtime_dir=str(tmp_path), server_root=str(tmp_path), username="tester",
-        heartbeat_interval=0.5, heartbeat_timeout=2.0, shutdown_wait=3.0,
+        runtime_dir=str(tmp_path),
+        server_root=str(tmp_path),
+        username="tester",
+        heartbeat_interval=0.5,
+        heartbeat_timeout=2.0,
+        shutdown_wait=3.0,
     )
 
 
 @pytest.fixture
 def mkm(tmp_path):
     return AsyncMappingKernelManager(
-        connection_dir=str(tmp_path), root_dir=str(tmp_path), kernel_spec_manager=KernelSpecManager()
+        connection_dir=str(tmp_path),
+        root_dir=str(tmp_path),
+        kernel_spec_manager=KernelSpecManager(),
     )
 
 
@@ -150,7 +169,7 @@ async def test_kernel_start_failure_leaves_nothing(config, mkm):
 
 
 async def test_router_queues_and_routes_replies(config, mkm):
-    async with wired(config, mkm) as (kernel, router, listener):
+    async with wired(config, mkm) as (_kernel, router, listener):
         client, other = Recorder(), Recorder()
         router.attach(client)
         router.attach(other)
@@ -159,7 +178,9 @@ async def test_router_queues_and_routes_replies(config, mkm):
             msg = router.new_message("shell", "execute_request", {"code": code, "silent": False})
             ids.append(msg["header"]["msg_id"])
             router.send_client_message(client, msg, source="websocket")
-        assert [f.get("executionQueued") for f in client.frames if "executionQueued" in f] == ids[1:]
+        assert [f.get("executionQueued") for f in client.frames if "executionQueued" in f] == ids[
+            1:
+        ]
         assert router.queue.active.msg_id == ids[0] and len(router.queue) == 2
         for msg_id in ids:
             assert (await client.until_reply(msg_id))["content"]["status"] == "ok"
@@ -175,7 +196,7 @@ async def test_router_queues_and_routes_replies(config, mkm):
 
 
 async def test_router_aborts_pending_on_interrupt_and_exit(config, mkm):
-    async with wired(config, mkm) as (kernel, router, listener):
+    async with wired(config, mkm) as (kernel, router, _listener):
         client = Recorder()
         router.attach(client)
         ids = []
@@ -183,14 +204,19 @@ async def test_router_aborts_pending_on_interrupt_and_exit(config, mkm):
             msg = router.new_message("shell", "execute_request", {"code": code, "silent": False})
             ids.append(msg["header"]["msg_id"])
             router.send_client_message(client, msg, source="websocket")
-        await client.until(lambda r: any(
-            f.get("header", {}).get("msg_type") == "execute_input" for f in r.frames))
+        await client.until(
+            lambda r: any(f.get("header", {}).get("msg_type") == "execute_input" for f in r.frames)
+        )
         await kernel.interrupt()
         router.on_interrupted()
         for msg_id in ids[1:]:
             assert (await client.until_reply(msg_id))["content"]["status"] == "aborted"
-        assert (await client.until_reply(ids[0]))["content"]["status"] == "error"  # KeyboardInterrupt
-        msg = router.new_message("shell", "execute_request", {"code": "import time; time.sleep(30)"})
+        assert (await client.until_reply(ids[0]))["content"][
+            "status"
+        ] == "error"  # KeyboardInterrupt
+        msg = router.new_message(
+            "shell", "execute_request", {"code": "import time; time.sleep(30)"}
+        )
         router.send_client_message(client, msg, source="websocket")
         router.kernel_gone(None, "killed")
         assert (await client.until_reply(msg["header"]["msg_id"]))["content"]["status"] == "aborted"
@@ -204,7 +230,8 @@ async def test_durable_router_acknowledges_requests_once_stored(config, mkm):
     async with wired(config, mkm, durable=True) as (_, router, listener):
         writes = {}  # msg_id -> [(queued, started, done)]
         listener.persist_request = lambda request, queued, started, done: writes.setdefault(
-            request.msg_id, []).append((queued, started, done))
+            request.msg_id, []
+        ).append((queued, started, done))
         client = Recorder()
         router.attach(client)
 
@@ -226,7 +253,7 @@ async def test_durable_router_acknowledges_requests_once_stored(config, mkm):
         writes[a][0][2](True)
         assert router.queue.active.msg_id == a and queued_events() == [b]
         await client.until_reply(a)
-        await client.until(lambda r: (writes[b][1:] or None))  # a finished: b is marked, then sent
+        await client.until(lambda r: writes[b][1:] or None)  # a finished: b is marked, then sent
         assert writes[b][1][:2] == (False, True) and router.queue.active is None
         writes[b][1][2](True)
         assert (await client.until_reply(b))["content"]["status"] == "ok"
@@ -244,22 +271,33 @@ async def test_durable_router_acknowledges_requests_once_stored(config, mkm):
 
 
 async def test_rest_execute_and_its_timeout(config, mkm):
-    async with wired(config, mkm) as (kernel, router, listener):
+    async with wired(config, mkm) as (kernel, router, _listener):
         result = await execute(router, kernel, ExecuteRequest(code="print(6 * 7); 'done'"))
         assert result["status"] == "ok" and result["data"] == {"text/plain": "'done'"}
         assert result["output"][0]["text"] == "42\n"
         with pytest.raises(ExecuteTimeout) as err:
-            await execute(router, kernel, ExecuteRequest(
-                code="import time; print('started', flush=True); time.sleep(30)", timeout_seconds=2,
-            ))
+            await execute(
+                router,
+                kernel,
+                ExecuteRequest(
+                    code="import time; print('started', flush=True); time.sleep(30)",
+                    timeout_seconds=2,
+                ),
+            )
         assert err.value.status == 504
-        after = await execute(router, kernel, ExecuteRequest(code="'still alive'", timeout_seconds=20))
+        after = await execute(
+            router, kernel, ExecuteRequest(code="'still alive'", timeout_seconds=20)
+        )
         assert after["data"] == {"text/plain": "'still alive'"}  # interrupted, not killed
 
 
 def test_status_machine_and_its_clock():
     machine = StatusMachine()
-    assert (machine.status, machine.reason, machine.is_running) == ("uninitialized", "created", False)
+    assert (machine.status, machine.reason, machine.is_running) == (
+        "uninitialized",
+        "created",
+        False,
+    )
     assert machine.change_status("idle", "started") and not machine.change_status("idle", "started")
     assert machine.is_running and machine.idle_seconds == 0 and machine.busy_seconds == 0
     machine._status_since -= 5  # as if 5 s had passed

@@ -25,7 +25,9 @@ def evil_pythonpath(tmp_path):
 async def test_argv_given_with_a_kernel_name_must_be_its_argv(api, tmp_path):
     marker = tmp_path / "pwned"
     shell = ["/bin/sh", "-c", f"touch {marker}"]
-    r = await api.call("PUT", "sessions", {"session_id": "sh", "kernel_name": "python3", "argv": shell})
+    r = await api.call(
+        "PUT", "sessions", {"session_id": "sh", "kernel_name": "python3", "argv": shell}
+    )
     assert r.code == 403 and r.json["code"] == "forbidden" and "python3" in r.json["message"]
     r = await api.call(
         "PUT", "sessions", {"session_id": "sh", "argv": shell, "display_name": "x", "language": "x"}
@@ -44,21 +46,43 @@ async def test_startup_environments_are_refused(api, tmp_path, startup_environme
     script = tmp_path / "setup.sh"
     script.write_text(f"touch {marker}\n")
     arg = {"command": f"touch {marker}", "script": str(script), "shell": None}[startup_environment]
-    r = await api.call("PUT", "sessions", {
-        "kernel_name": "python3", "startup_environment": startup_environment,
-        "startup_environment_arg": arg,
-    })
+    r = await api.call(
+        "PUT",
+        "sessions",
+        {
+            "kernel_name": "python3",
+            "startup_environment": startup_environment,
+            "startup_environment_arg": arg,
+        },
+    )
     assert r.code == 403 and "startup_environment" in r.json["message"]
     assert (await api.ok("GET", "sessions"))["total"] == 0
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("name", ["LD_PRELOAD", "DYLD_INSERT_LIBRARIES", "PATH", "PYTHONPATH",
-                                  "PYTHONSTARTUP", "pythonhome", "BASH_ENV", "ENV", "NODE_OPTIONS"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "LD_PRELOAD",
+        "DYLD_INSERT_LIBRARIES",
+        "PATH",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "pythonhome",
+        "BASH_ENV",
+        "ENV",
+        "NODE_OPTIONS",
+    ],
+)
 async def test_env_that_changes_what_is_loaded_is_refused_at_create(api, name):
-    r = await api.call("PUT", "sessions", {
-        "kernel_name": "python3", "env": [{"action": "replace", "name": name, "value": "/tmp/x"}],
-    })
+    r = await api.call(
+        "PUT",
+        "sessions",
+        {
+            "kernel_name": "python3",
+            "env": [{"action": "replace", "name": name, "value": "/tmp/x"}],
+        },
+    )
     assert r.code == 403 and name in r.json["message"]
     assert (await api.ok("GET", "sessions"))["total"] == 0
 
@@ -69,9 +93,14 @@ async def test_restart_env_is_checked_and_other_env_is_allowed(api, tmp_path):
     reply = await api.execute(session_id, "import os; print(os.environ['SE_OK'])")
     assert reply["output"][0]["text"].strip() == "yes"
     before = await api.session(session_id)
-    r = await api.call("POST", f"sessions/{session_id}/restart", {
-        "env": [{"action": "prepend", "name": "PYTHONPATH", "value": f"{evil}:"}],
-    }, timeout=60)
+    r = await api.call(
+        "POST",
+        f"sessions/{session_id}/restart",
+        {
+            "env": [{"action": "prepend", "name": "PYTHONPATH", "value": f"{evil}:"}],
+        },
+        timeout=60,
+    )
     assert r.code == 403 and "PYTHONPATH" in r.json["message"]
     after = await api.session(session_id)
     assert after["process_id"] == before["process_id"] and after["status"] == "idle"
@@ -91,12 +120,35 @@ def test_a_stored_session_is_checked_when_it_starts_again(tmp_path):
     server = StandaloneServer(tmp_path)
     try:
         server.start()
-        server.ok("PUT", "sessions", {"session_id": "sh", "argv": ["/bin/sh", "-c", f"touch {marker}"],
-                                      "display_name": "sh", "language": "sh"})
-        server.ok("PUT", "sessions", {"session_id": "env", "kernel_name": "python3", "env": [
-            {"action": "replace", "name": "PYTHONPATH", "value": str(evil)}]})
-        server.ok("PUT", "sessions", {"session_id": "plain", "argv": IPYKERNEL_ARGV,
-                                      "display_name": "py", "language": "python"})
+        server.ok(
+            "PUT",
+            "sessions",
+            {
+                "session_id": "sh",
+                "argv": ["/bin/sh", "-c", f"touch {marker}"],
+                "display_name": "sh",
+                "language": "sh",
+            },
+        )
+        server.ok(
+            "PUT",
+            "sessions",
+            {
+                "session_id": "env",
+                "kernel_name": "python3",
+                "env": [{"action": "replace", "name": "PYTHONPATH", "value": str(evil)}],
+            },
+        )
+        server.ok(
+            "PUT",
+            "sessions",
+            {
+                "session_id": "plain",
+                "argv": IPYKERNEL_ARGV,
+                "display_name": "py",
+                "language": "python",
+            },
+        )
         server.stop()
         server.args.append("--SessionExtApp.allow_argv=kernelspecs-only")
         server.start()

@@ -58,28 +58,55 @@ def run_driver(driver: Path, state: dict, kc: KcServer) -> dict:
     state_file.touch(mode=0o600)
     state_file.write_text(json.dumps(state))
     (kc.workdir / "cwd").mkdir(exist_ok=True)
-    result = subprocess.run(["node", str(driver), str(state_file), sys.executable,
-                             str(kc.workdir / "cwd")], capture_output=True, text=True,
-                            timeout=DRIVER_TIMEOUT, cwd=kc.workdir)
+    result = subprocess.run(
+        ["node", str(driver), str(state_file), sys.executable, str(kc.workdir / "cwd")],
+        capture_output=True,
+        text=True,
+        timeout=DRIVER_TIMEOUT,
+        cwd=kc.workdir,
+    )
     lines = [line for line in result.stdout.splitlines() if line.startswith("REPORT ")]
-    assert lines, f"no report; stdout: {result.stdout[-3000:]}\nstderr: {result.stderr[-3000:]}" \
-                  f"\nserver: {kc.output()[-3000:]}"
-    report = json.loads(lines[-1][len("REPORT "):])
+    assert lines, (
+        f"no report; stdout: {result.stdout[-3000:]}\nstderr: {result.stderr[-3000:]}"
+        f"\nserver: {kc.output()[-3000:]}"
+    )
+    report = json.loads(lines[-1][len("REPORT ") :])
     print(json.dumps(report, indent=1))  # the operation-by-operation report (pytest -s)
     failed = {op: r for op, r in report.items() if not r["ok"]}
-    assert result.returncode == 0 and not failed, \
+    assert result.returncode == 0 and not failed, (
         f"{failed}\nstderr: {result.stderr[-3000:]}\nserver: {kc.output()[-3000:]}"
+    )
     return report
 
 
 def assert_exercised(report: dict) -> None:
-    for op in ("serverStatus", "serverStatus (stale token → 401)", "newSession", "startSession",
-               "getSession", "listSessions", "channels websocket", "channels: kernel_info",
-               "channels: execute", "interruptSession", "restartSession", "connectionInfo",
-               "clientHeartbeat", "getServerConfiguration", "setServerConfiguration",
-               "executeCode", "getSessionHistory", "adoptSession", "killSession", "deleteSession",
-               "shutdownServer", "channelsUpgrade", "registerMcpWorkspace",
-               "mcpWorkspaceChannel", "deregisterMcpWorkspace"):
+    for op in (
+        "serverStatus",
+        "serverStatus (stale token → 401)",
+        "newSession",
+        "startSession",
+        "getSession",
+        "listSessions",
+        "channels websocket",
+        "channels: kernel_info",
+        "channels: execute",
+        "interruptSession",
+        "restartSession",
+        "connectionInfo",
+        "clientHeartbeat",
+        "getServerConfiguration",
+        "setServerConfiguration",
+        "executeCode",
+        "getSessionHistory",
+        "adoptSession",
+        "killSession",
+        "deleteSession",
+        "shutdownServer",
+        "channelsUpgrade",
+        "registerMcpWorkspace",
+        "mcpWorkspaceChannel",
+        "deregisterMcpWorkspace",
+    ):
         assert report.get(op, {}).get("ok"), op
 
 
@@ -104,10 +131,24 @@ def test_positron_client_over_a_unix_socket(driver, kc, tmp_path):
     """The socket transport, with the connection file read as Positron reads a server state."""
     connection_file = tmp_path / "connection.json"
     kc.token_file.write_text(kc.token)
-    kc.launch(["--token", str(kc.token_file), "--log-level", "warn", "--log-file",
-               str(kc.log_file), "--connection-file", str(connection_file),
-               "--resource-sample-interval", "1000", "--transport", "socket",
-               "--socket-dir", str(kc.socket_dir)])
+    kc.launch(
+        [
+            "--token",
+            str(kc.token_file),
+            "--log-level",
+            "warn",
+            "--log-file",
+            str(kc.log_file),
+            "--connection-file",
+            str(connection_file),
+            "--resource-sample-interval",
+            "1000",
+            "--transport",
+            "socket",
+            "--socket-dir",
+            str(kc.socket_dir),
+        ]
+    )
     deadline = time.monotonic() + WAIT
     while not connection_file.exists():
         assert kc.proc.poll() is None and time.monotonic() < deadline, kc.output()[-3000:]

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from session_ext.records import session_model
+from session_ext.store.records import session_model
 
 from .helpers import is_status, stream_text
 
@@ -22,7 +22,9 @@ async def test_requests_wait_their_turn(api):
     ws = await api.channels(session_id)
     slow = ws.execute("import time; time.sleep(1.5); print('slow')")
     quick = [ws.execute(f"print({i})") for i in range(3)]
-    queued = [(await ws.until(lambda m: "executionQueued" in m))["executionQueued"] for _ in range(3)]
+    queued = [
+        (await ws.until(lambda m: "executionQueued" in m))["executionQueued"] for _ in range(3)
+    ]
     assert queued == quick
     q = await queue_of(api, session_id)
     assert q["active"]["msg_id"] == slow and q["length"] == 3
@@ -162,8 +164,15 @@ async def test_control_requests_do_not_make_a_running_cell_look_idle(api):
     ws = await api.channels(session_id)
     slow = ws.execute("import time; time.sleep(2)")
     await api.wait_status(session_id, "busy")
-    ws.send({"channel": "control", "header": {"msg_id": "ctl", "msg_type": "kernel_info_request"},
-             "parent_header": {}, "metadata": {}, "content": {}})
+    ws.send(
+        {
+            "channel": "control",
+            "header": {"msg_id": "ctl", "msg_type": "kernel_info_request"},
+            "parent_header": {},
+            "metadata": {},
+            "content": {},
+        }
+    )
     await ws.idle_of("ctl")
     await asyncio.sleep(0.1)
     assert (await api.session(session_id))["status"] == "busy"

@@ -24,7 +24,7 @@ import psutil
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
-from session_ext.provisioning import launches_locally
+from session_ext.kernel.provisioning import launches_locally
 
 from .helpers import WAIT, OpenAPI, StandaloneServer
 from .sshd import Sshd, SshdUnavailable
@@ -67,10 +67,20 @@ def install_ssh_spec(data_dir: Path, name: str, host: str, program: str) -> None
     """gateway-provisioners' own installer; then argv[0] set to ``program`` (the installer
     writes `python`, which a non-login SSH shell would look up on its default PATH)."""
     subprocess.run(
-        [JUPYTER, "ssh-spec", "install", "--user", f"--kernel-name={name}",
-         f"--remote-hosts={host}", "--unauthorized-users=nobody", f"--display-name=SSH {host}"],
+        [
+            JUPYTER,
+            "ssh-spec",
+            "install",
+            "--user",
+            f"--kernel-name={name}",
+            f"--remote-hosts={host}",
+            "--unauthorized-users=nobody",
+            f"--display-name=SSH {host}",
+        ],
         env={**os.environ, "JUPYTER_DATA_DIR": str(data_dir)},
-        check=True, capture_output=True, timeout=60,
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     path = data_dir / "kernels" / name / "kernel.json"
     spec = json.loads(path.read_text())
@@ -125,8 +135,11 @@ class RemoteServer(StandaloneServer):
                 pass
 
     def leftovers(self) -> list[int]:
-        return [pid for pid, proc in self.processes.items()
-                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE]
+        return [
+            pid
+            for pid, proc in self.processes.items()
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        ]
 
 
 @pytest.fixture
@@ -165,8 +178,9 @@ def interrupted(server, session_id: str) -> dict:
     """Run a long sleep, interrupt it through the API; the execute's reply."""
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(execute, server, session_id, "import time; time.sleep(60)", 90)
-        wait_for(lambda: server.ok("GET", f"sessions/{session_id}")["status"] == "busy",
-                 what="busy")
+        wait_for(
+            lambda: server.ok("GET", f"sessions/{session_id}")["status"] == "busy", what="busy"
+        )
         time.sleep(0.5)  # inside time.sleep
         server.ok("POST", f"sessions/{session_id}/interrupt")
         return running.result(timeout=WAIT)
@@ -202,7 +216,10 @@ def test_a_kernel_over_ssh(server, sshd):
     local = start_session(server, "local", kernel_name="python3")
     OpenAPI.load().validate_schema("ActiveSession", local)
     assert local["process_id"] and local["provisioner"] == {
-        "name": "local-provisioner", "local": True, "host": None, "pid": local["process_id"],
+        "name": "local-provisioner",
+        "local": True,
+        "host": None,
+        "pid": local["process_id"],
     }
     # Resources are sampled for the local kernel only (every second by default).
     wait_for(lambda: server.ok("GET", "sessions/local")["resource_usage"], what="a sample")

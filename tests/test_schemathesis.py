@@ -26,18 +26,32 @@ RUN_TIMEOUT = 150  # seconds; the run takes about a minute on 2 busy cores
 @pytest.mark.timeout(RUN_TIMEOUT + 60)
 def test_openapi_contract_holds_under_schemathesis(server, tmp_path):
     server.start()
-    server.ok("PUT", "sessions", {"session_id": "st-adopt", "kernel_name": "python3",
-                                  "connection_timeout": 1})
+    server.ok(
+        "PUT",
+        "sessions",
+        {"session_id": "st-adopt", "kernel_name": "python3", "connection_timeout": 1},
+    )
     command = [
-        str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(CONFIG),
-        "--no-color", "run", server.url("openapi.yaml"), "--url", server.url("").rstrip("/"),
-        "--header", f"Authorization: Bearer {server.info['bearer_token']}",
-        "--checks", "all", "--output-truncate", "true",
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(CONFIG),
+        "--no-color",
+        "run",
+        server.url("openapi.yaml"),
+        "--url",
+        server.url("").rstrip("/"),
+        "--header",
+        f"Authorization: Bearer {server.info['bearer_token']}",
+        "--checks",
+        "all",
+        "--output-truncate",
+        "true",
         *(arg for op in SKIPPED for arg in ("--exclude-operation-id", op)),
     ]
     try:
-        run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
-                             timeout=RUN_TIMEOUT)
+        run = subprocess.run(
+            command, cwd=tmp_path, capture_output=True, text=True, timeout=RUN_TIMEOUT
+        )
     finally:
         server.call("POST", "shutdown", timeout=60)  # every kernel the run started
         server.proc.wait(30)

@@ -18,26 +18,46 @@ def test_client_drives_a_standalone_supervisor(server):
     assert oct(os.stat(server.connection_file).st_mode)[-3:] == "600"
     assert server.ok("GET", "status")["process_id"] == server.proc.pid
 
-    server.ok("PUT", "sessions", {"session_id": "positron-1", "kernel_name": "python3",
-                                  "session_mode": "console", "display_name": "Python"})
+    server.ok(
+        "PUT",
+        "sessions",
+        {
+            "session_id": "positron-1",
+            "kernel_name": "python3",
+            "session_mode": "console",
+            "display_name": "Python",
+        },
+    )
     kernel_info = server.ok("POST", "sessions/positron-1/start", timeout=60)
     assert kernel_info["language_info"]["name"] == "python"
     pid = server.ok("GET", "sessions/positron-1")["process_id"]
 
     ws = websocket.create_connection(
         info["base_path"].replace("http://", "ws://") + "/sessions/positron-1/channels",
-        header=[f"Authorization: Bearer {info['bearer_token']}"], timeout=30,
+        header=[f"Authorization: Bearer {info['bearer_token']}"],
+        timeout=30,
     )
-    ws.send(json.dumps({"kind": "jupyter", "channel": "shell",
-                        "header": {"msg_id": "m1", "msg_type": "execute_request"},
-                        "parent_header": {}, "metadata": {},
-                        "content": {"code": "print(6 * 7)", "silent": False}}))
+    ws.send(
+        json.dumps(
+            {
+                "kind": "jupyter",
+                "channel": "shell",
+                "header": {"msg_id": "m1", "msg_type": "execute_request"},
+                "parent_header": {},
+                "metadata": {},
+                "content": {"code": "print(6 * 7)", "silent": False},
+            }
+        )
+    )
     text = ""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         msg = json.loads(ws.recv())
-        if msg.get("channel") == "iopub" and msg["header"]["msg_type"] == "stream" \
-                and msg["content"]["name"] == "stdout":
+        if (
+            msg.get("channel") == "iopub"
+            and msg["header"]["msg_type"] == "stream"
+            and msg["content"]["name"] == "stdout"
+        ):
             text += msg["content"]["text"]
         if msg.get("channel") == "shell" and msg["parent_header"].get("msg_id") == "m1":
             break

@@ -40,7 +40,9 @@ def test_every_file_with_a_secret_is_0600(server, umask_022):
     kernel_id = server.ok("GET", "sessions/s")["kernel_id"]
     db = server.runtime_dir / "session_ext.db"
     paths = [db, f"{db}-wal", f"{db}-shm", f"{db}.lock", server.connection_file]
-    paths += [server.runtime_dir / f"kernel-{kernel_id}.{ext}" for ext in ("json", "stdout", "stderr")]
+    paths += [
+        server.runtime_dir / f"kernel-{kernel_id}.{ext}" for ext in ("json", "stdout", "stderr")
+    ]
     assert {str(p): mode(p) for p in paths} == {str(p): "0o600" for p in paths}
     server.ok("POST", "shutdown")
     assert server.proc.wait(30) == 0
@@ -100,7 +102,9 @@ def test_a_change_that_cannot_be_stored_is_507_and_not_made(server):
     limits = process.rlimit(resource.RLIMIT_FSIZE)
     process.rlimit(resource.RLIMIT_FSIZE, (1, limits[1]))
     try:
-        code, body = server.call("PUT", "sessions", {"session_id": "lost", "kernel_name": "python3"})
+        code, body = server.call(
+            "PUT", "sessions", {"session_id": "lost", "kernel_name": "python3"}
+        )
         assert code == 507 and body["code"] == "storage_error", body
         assert str(server.runtime_dir / "session_ext.db") in body["message"]
         code, body = server.call("DELETE", "sessions/kept")
@@ -114,6 +118,9 @@ def test_a_change_that_cannot_be_stored_is_507_and_not_made(server):
     server.ok("PUT", "sessions", {"session_id": "lost", "kernel_name": "python3"})
     server.stop()
     server.start()
-    assert sorted(s["session_id"] for s in server.ok("GET", "sessions")["sessions"]) == ["kept", "lost"]
+    assert sorted(s["session_id"] for s in server.ok("GET", "sessions")["sessions"]) == [
+        "kept",
+        "lost",
+    ]
     server.ok("POST", "shutdown")
     server.proc.wait(30)

@@ -6,7 +6,9 @@ import signal
 
 
 def status_event(session_id, status):
-    return lambda m: m.get("event") == "status" and m["session_id"] == session_id and m["status"] == status
+    return lambda m: (
+        m.get("event") == "status" and m["session_id"] == session_id and m["status"] == status
+    )
 
 
 async def test_a_stopped_kernel_goes_offline_and_comes_back(api, supervisor):
@@ -19,7 +21,7 @@ async def test_a_stopped_kernel_goes_offline_and_comes_back(api, supervisor):
         # heartbeat_timeout is 2 s in these tests (conftest)
         offline = await events.until(status_event(session_id, "offline"), timeout=6)
         assert offline["reason"] == "heartbeat timeout"
-        assert (await ws.until(lambda m: m.get("status", {}).get("status") == "offline"))
+        assert await ws.until(lambda m: m.get("status", {}).get("status") == "offline")
     finally:
         os.kill(pid, signal.SIGCONT)
     back = await events.until(status_event(session_id, "idle"), timeout=6)
@@ -107,9 +109,14 @@ async def test_resource_usage_is_sampled_and_streamed(api, supervisor):
     model = await api.session(session_id)
     assert model["resource_usage"]["memory_bytes"] > 0
     # CPU shows up while the kernel works
-    asyncio.ensure_future(api.execute(session_id, "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"))
-    busy_sample = await ws.until(lambda m: m.get("resourceUsage", {}).get("cpu_percent", 0) > 30, timeout=10)
+    busy = asyncio.ensure_future(
+        api.execute(session_id, "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass")
+    )
+    busy_sample = await ws.until(
+        lambda m: m.get("resourceUsage", {}).get("cpu_percent", 0) > 30, timeout=10
+    )
     assert busy_sample["resourceUsage"]["cpu_percent"] <= 200
+    await asyncio.wait_for(busy, 10)
     supervisor.config.resource_sample_interval_ms = 0
     ws.close()
     events.close()

@@ -19,8 +19,8 @@ import httpx2
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.stdio import stdio_server
 
-from .. import __version__
-from .server import BRIDGE_HEADERS
+from session_ext._version import __version__
+from session_ext.mcp.server import BRIDGE_HEADERS
 
 TOKEN_ENV = "SESSION_EXT_MCP_TOKEN"
 SESSION_ENV = "SESSION_EXT_SESSION_ID"
@@ -41,7 +41,9 @@ def bridge_headers(token: str) -> dict[str, str]:
 async def run_bridge(url: str, token: str) -> None:
     async with (
         # (the SDK's own timeouts: a response stream may stay open a long time)
-        httpx2.AsyncClient(headers=bridge_headers(token), timeout=httpx2.Timeout(30, read=300)) as http,
+        httpx2.AsyncClient(
+            headers=bridge_headers(token), timeout=httpx2.Timeout(30, read=300)
+        ) as http,
         streamable_http_client(url, http_client=http) as (http_read, http_write),
         stdio_server() as (stdio_read, stdio_write),
         anyio.create_task_group() as tasks,
@@ -78,12 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("url", help="the workspace's MCP URL (http://127.0.0.1:<port>/mcp/<id>)")
     parser.add_argument("--version", action="version", version=__version__)
     args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format="session-ext-mcp-bridge: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="session-ext-mcp-bridge: %(message)s"
+    )
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
-        print(f"session-ext-mcp-bridge: set {TOKEN_ENV} to the workspace's token",
-              file=sys.stderr)
+        print(f"session-ext-mcp-bridge: set {TOKEN_ENV} to the workspace's token", file=sys.stderr)
         return 2
     try:
         anyio.run(run_bridge, args.url, token)

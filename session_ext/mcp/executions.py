@@ -9,8 +9,8 @@ import re
 from collections import deque
 from typing import Any
 
-from ..channels import InternalClient
-from ..messages import KernelMessage
+from session_ext.session.channels import InternalClient
+from session_ext.wire.messages import KernelMessage
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # terminal colours in tracebacks
@@ -39,7 +39,7 @@ class BoundedText:
             take = text[: self.half - self.head_len]
             self.head.append(take)
             self.head_len += len(take)
-            text = text[len(take):]
+            text = text[len(take) :]
             if not text:
                 return
         self.tail.append(text)
@@ -103,9 +103,15 @@ class AgentExecution(InternalClient):
                 self._display(content.get("data") or {})
             elif msg_type == "error":
                 traceback = [plain(line) for line in content.get("traceback") or []]
-                self.error = {"name": content.get("ename") or "",
-                              "message": content.get("evalue") or "", "traceback": traceback}
-                self.text.add("\n".join(traceback or [f"{self.error['name']}: {self.error['message']}"]) + "\n")
+                self.error = {
+                    "name": content.get("ename") or "",
+                    "message": content.get("evalue") or "",
+                    "traceback": traceback,
+                }
+                self.text.add(
+                    "\n".join(traceback or [f"{self.error['name']}: {self.error['message']}"])
+                    + "\n"
+                )
         elif msg.msg_type == "execute_reply":
             self.reply = msg.content
         if self.reply is not None and self.idle and not self.done.done():
@@ -122,7 +128,9 @@ class AgentExecution(InternalClient):
                     self.image_bytes += size
                 else:
                     self.images_omitted += 1
-                    self.text.add(f"[{mime} image of {size} bytes omitted: over the image budget]\n")
+                    self.text.add(
+                        f"[{mime} image of {size} bytes omitted: over the image budget]\n"
+                    )
                 return
         text = data.get("text/plain")
         if isinstance(text, str):

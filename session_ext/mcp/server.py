@@ -30,9 +30,10 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from .. import __version__, jupyter
-from .tools import Tools, tool_list
-from .workspaces import JUPYTER_WORKSPACE, Workspace, WorkspaceRegistry
+from session_ext._version import __version__
+from session_ext.core import internals
+from session_ext.mcp.tools import Tools, tool_list
+from session_ext.mcp.workspaces import JUPYTER_WORKSPACE, Workspace, WorkspaceRegistry
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +54,29 @@ INSTRUCTIONS = (
 
 
 class McpService:
-    def __init__(self, supervisor: Any, store: Any, *, port: int = 0,
-                 max_output_chars: int = 20000, max_image_bytes: int = 4 * 1024 * 1024,
-                 secrets: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        supervisor: Any,
+        store: Any,
+        *,
+        port: int = 0,
+        max_output_chars: int = 20000,
+        max_image_bytes: int = 4 * 1024 * 1024,
+        secrets: tuple[str, ...] = (),
+    ):
         self.supervisor = supervisor
         self.registry = WorkspaceRegistry(store, secrets)
         self.tools = Tools(supervisor, max_output_chars, max_image_bytes)
         self.default_port = port
         self.request_count = 0
         self.port = 0
-        self.server = Server("session_ext", version=__version__, instructions=INSTRUCTIONS,
-                             on_list_tools=self._list_tools, on_call_tool=self._call_tool)
+        self.server = Server(
+            "session_ext",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+        )
         self._uvicorn: Any = None
         self._serving: asyncio.Task | None = None
         self._manager: StreamableHTTPSessionManager | None = None
@@ -94,8 +107,12 @@ class McpService:
             await self.stop()
 
     def workspace_json(self, workspace: Workspace) -> dict[str, Any]:
-        return {"workspace_id": workspace.id, "token": workspace.token, "port": self.port,
-                "url": self.url(workspace)}
+        return {
+            "workspace_id": workspace.id,
+            "token": workspace.token,
+            "port": self.port,
+            "url": self.url(workspace),
+        }
 
     def url(self, workspace: Workspace) -> str:
         return f"http://{HOST}:{self.port}/mcp/{urllib.parse.quote(workspace.id, safe='')}"
@@ -130,11 +147,19 @@ class McpService:
                     allowed_origins=[f"http://{HOST}:*", "http://localhost:*"],
                 ),
             )
-            app = Starlette(routes=[Route("/mcp/{workspace_id}", endpoint=Endpoint(self))],
-                            lifespan=lambda _app: manager.run())
-            config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                                    timeout_graceful_shutdown=1, ws="none")
-            self._uvicorn = server = jupyter.uvicorn_server(config)
+            app = Starlette(
+                routes=[Route("/mcp/{workspace_id}", endpoint=Endpoint(self))],
+                lifespan=lambda _app: manager.run(),
+            )
+            config = uvicorn.Config(
+                app,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=1,
+                ws="none",
+            )
+            self._uvicorn = server = internals.uvicorn_server(config)
             self._serving = asyncio.ensure_future(server.serve(sockets=[sock]))
             self.port = sock.getsockname()[1]
             for _ in range(200):  # up to 10 s
@@ -177,7 +202,7 @@ class McpService:
             for workspace in self.registry:
                 for mcp_session, client in list(workspace.clients.items()):
                     pid = client.info.get("pid")
-                    gone = not jupyter.mcp_session_open(self._manager, mcp_session)
+                    gone = not internals.mcp_session_open(self._manager, mcp_session)
                     if pid is not None and not gone:
                         gone = not psutil.pid_exists(pid)
                     if gone:
@@ -214,14 +239,22 @@ class McpService:
         self._workspace(ctx)
         return types.ListToolsResult(tools=tool_list())
 
-    async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def _call_tool(
+        self, ctx: Any, params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         workspace = self._workspace(ctx)
         self.request_count += 1
         params_info = ctx.session.client_params
         agent = params_info.client_info.name if params_info else None
         arguments = params.arguments or {}
-        workspace.announce({"event": "tool_called", "tool": params.name, "agent": agent,
-                            "session_id": arguments.get("session_id")})
+        workspace.announce(
+            {
+                "event": "tool_called",
+                "tool": params.name,
+                "agent": agent,
+                "session_id": arguments.get("session_id"),
+            }
+        )
         return await self.tools.call(workspace, agent, params.name, arguments)
 
 
@@ -237,10 +270,13 @@ class Endpoint:
         token = bearer(scope)
         workspace = service.registry.authenticate(workspace_id, token)
         if workspace is None:
-            await refuse(send, 401, "unauthorized",
-                         "Missing or invalid token for this MCP workspace")
+            await refuse(
+                send, 401, "unauthorized", "Missing or invalid token for this MCP workspace"
+            )
             return
-        scope["user"] = AuthenticatedUser(AccessToken(token=token, client_id=workspace.id, scopes=[]))
+        scope["user"] = AuthenticatedUser(
+            AccessToken(token=token, client_id=workspace.id, scopes=[])
+        )
         scope["session_ext.workspace"] = workspace.id
         await service._manager.handle_request(scope, receive, send)
         if scope["method"] == "DELETE":
@@ -269,7 +305,7 @@ async def refuse(send: Any, status: int, code: str, message: str) -> None:
 
 def bind(port: int) -> socket.socket:
     """A listening socket on 127.0.0.1: ``port`` if it is free, else any free port."""
-    for candidate in ([port, 0] if port else [0]):
+    for candidate in [port, 0] if port else [0]:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

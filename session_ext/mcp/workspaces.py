@@ -24,9 +24,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from ..models import SupervisorError, bad_request
-from ..status import rfc3339
-from ..validation import given
+from session_ext.core.errors import SupervisorError, bad_request
+from session_ext.core.validation import given
+from session_ext.session.status import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,11 @@ class McpClient:
         self.connected_at = time.time()
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, **{k: v for k, v in self.info.items() if v is not None},
-                "connected_at": rfc3339(self.connected_at)}
+        return {
+            "id": self.id,
+            **{k: v for k, v in self.info.items() if v is not None},
+            "connected_at": rfc3339(self.connected_at),
+        }
 
 
 class Workspace:
@@ -82,8 +85,12 @@ class Workspace:
         return bool(self.channels)
 
     def record(self) -> dict[str, Any]:
-        return {"workspace_id": self.id, "display_name": self.display_name, "token": self.token,
-                "port": self.port}
+        return {
+            "workspace_id": self.id,
+            "display_name": self.display_name,
+            "token": self.token,
+            "port": self.port,
+        }
 
     def status(self) -> dict[str, Any]:
         return {

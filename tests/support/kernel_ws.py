@@ -47,7 +47,10 @@ class StockSocket:
             msg.pop("kind")
             channel = msg.pop("channel")
             msg.pop("buffers")
-            pack = lambda part: json.dumps(part).encode()
+
+            def pack(part):
+                return json.dumps(part).encode()
+
             self.conn.write_message(serialize_msg_to_ws_v1(msg, channel, pack), binary=True)
         else:
             msg.pop("kind")
@@ -65,19 +68,30 @@ class StockSocket:
             assert raw is not None, "socket closed"
             if self.v1:
                 channel, parts = deserialize_msg_from_ws_v1(raw)
-                msg = {"channel": channel, "header": json.loads(parts[0]),
-                       "parent_header": json.loads(parts[1]), "content": json.loads(parts[3])}
+                msg = {
+                    "channel": channel,
+                    "header": json.loads(parts[0]),
+                    "parent_header": json.loads(parts[1]),
+                    "content": json.loads(parts[3]),
+                }
             else:
                 msg = json.loads(raw)
             self.received.append(msg)
 
     async def reply_to(self, msg_id):
-        return await self.until(lambda m: m["channel"] == "shell" and m["parent_header"].get("msg_id") == msg_id)
+        return await self.until(
+            lambda m: m["channel"] == "shell" and m["parent_header"].get("msg_id") == msg_id
+        )
 
     async def idle_of(self, msg_id):
-        return await self.until(lambda m: m["channel"] == "iopub" and m["header"]["msg_type"] == "status"
-                                and m["content"]["execution_state"] == "idle"
-                                and m["parent_header"].get("msg_id") == msg_id)
+        return await self.until(
+            lambda m: (
+                m["channel"] == "iopub"
+                and m["header"]["msg_type"] == "status"
+                and m["content"]["execution_state"] == "idle"
+                and m["parent_header"].get("msg_id") == msg_id
+            )
+        )
 
 
 async def queue_of(api, session_id):

@@ -24,7 +24,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 LAB_START_TIMEOUT = 60.0  # seconds until /api/status answers
 LAB_STOP_TIMEOUT = 20.0  # seconds for a graceful SIGTERM shutdown before SIGKILL
-LAB_QUIET = ("--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
+LAB_QUIET = (
+    "--LabApp.news_url=None",
+    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+)
 
 
 def free_port() -> int:
@@ -77,7 +80,9 @@ class LabServer:
             labconfig = self.config_dir / "labconfig"
             labconfig.mkdir(exist_ok=True)
             (labconfig / "page_config.json").write_text(
-                json.dumps({"disabledExtensions": {name: True for name in self.disabled_extensions}})
+                json.dumps(
+                    {"disabledExtensions": {name: True for name in self.disabled_extensions}}
+                )
             )
         own_path = {}
         own_build = REPO / "session_ext" / "labextension"
@@ -103,32 +108,48 @@ class LabServer:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [
-                jupyter, self.app, "--no-browser", "--allow-root", "--ip=127.0.0.1",
-                f"--port={self.port}", "--ServerApp.port_retries=0",
-                f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root_dir}",
+                jupyter,
+                self.app,
+                "--no-browser",
+                "--allow-root",
+                "--ip=127.0.0.1",
+                f"--port={self.port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={self.root_dir}",
                 *(LAB_QUIET if self.app == "lab" else ()),
                 *self.args,
             ],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=self.root_dir, start_new_session=True,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=self.root_dir,
+            start_new_session=True,
         )
         deadline = time.monotonic() + LAB_START_TIMEOUT
         while True:
             if self.proc.poll() is not None:
-                raise AssertionError(f"jupyter {self.app} exited ({self.proc.returncode}):\n{self.log_tail()}")
+                raise AssertionError(
+                    f"jupyter {self.app} exited ({self.proc.returncode}):\n{self.log_tail()}"
+                )
             try:
                 if self.call("GET", "/api/status", timeout=2)[0] == 200:
                     return self
             except OSError:  # not listening yet
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"jupyter {self.app} did not answer /api/status:\n{self.log_tail()}")
+                raise AssertionError(
+                    f"jupyter {self.app} did not answer /api/status:\n{self.log_tail()}"
+                )
             time.sleep(0.2)
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
 
-    def call(self, method: str, path: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, timeout: float = 10
+    ) -> tuple[int, Any]:
         """A REST call with the token; returns (status, JSON body or None)."""
         code, result = http_json(method, self.base_url + path, self.token, body, timeout)
         self.remember_children()
@@ -163,7 +184,10 @@ class LabServer:
         marker = str(self.runtime_dir)
         for p in psutil.process_iter(["pid", "cmdline"]):
             try:
-                if marker in " ".join(p.info["cmdline"] or ()) and p.status() != psutil.STATUS_ZOMBIE:
+                if (
+                    marker in " ".join(p.info["cmdline"] or ())
+                    and p.status() != psutil.STATUS_ZOMBIE
+                ):
                     found[p.pid] = p
             except psutil.Error:
                 pass

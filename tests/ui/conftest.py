@@ -98,7 +98,9 @@ def page(sync_api, lab, artifacts, request):
     console: list[str] = []
     events: list[str] = []  # frames of the /supervisor/events websocket, as the page got them
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=DEFAULT_TIMEOUT_MS)
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=DEFAULT_TIMEOUT_MS
+        )
         try:
             context = browser.new_context(viewport=VIEWPORT)
             context.set_default_timeout(DEFAULT_TIMEOUT_MS)
@@ -112,7 +114,7 @@ def page(sync_api, lab, artifacts, request):
             if failed(request):
                 try:
                     page.screenshot(path=artifacts / "failure.png", timeout=5_000)
-                except Exception as e:  # noqa: BLE001 - best effort, keep the real failure
+                except Exception as e:
                     console.append(f"[test] failure screenshot failed: {e}")
                 dump_server_state(lab, artifacts / "server-state.json")
         finally:
@@ -127,7 +129,9 @@ def log_events(ws, events: list[str]) -> None:
     start = time.monotonic()
 
     def frame(direction):
-        return lambda payload: events.append(f"{time.monotonic() - start:7.3f} {direction} {payload}")
+        return lambda payload: events.append(
+            f"{time.monotonic() - start:7.3f} {direction} {payload}"
+        )
 
     events.append(f"  0.000 open {ws.url.split('?')[0]}")
     ws.on("framereceived", frame("<"))
@@ -144,4 +148,3 @@ def dump_server_state(lab: LabServer, path: Path) -> None:
         except OSError as e:
             state[url] = repr(e)
     path.write_text(json.dumps(state, indent=1))
-

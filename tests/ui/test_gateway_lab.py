@@ -14,7 +14,10 @@ import pytest
 from ..support.lab import GATEWAYS, gateway_args, running_gateway
 from ..support.notebook_page import cells, run_in_new_cell
 
-expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is missing"
+).expect
+
 
 @pytest.fixture(params=sorted(GATEWAYS))
 def gateway(request, tmp_path_factory):
@@ -35,7 +38,9 @@ def test_a_lab_on_a_gateway_runs_cells(page, lab, gateway, artifacts):
     card.click()
     expect(page.locator(".jp-NotebookPanel:visible")).to_have_count(1)
     expect(cells(page)).to_have_count(1)
-    expect(page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")).to_have_count(1)
+    expect(
+        page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")
+    ).to_have_count(1)
 
     first = run_in_new_cell(page, "x = 6 * 7\nprint(x)")
     expect(first.locator(".jp-OutputArea-output")).to_have_text("42")

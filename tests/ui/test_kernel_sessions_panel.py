@@ -19,7 +19,9 @@ import pytest
 
 from ..support.notebook_page import cells, run_in_new_cell
 
-expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is missing"
+).expect
 
 # Long enough that the two cells typed after it are still queued while the panel is checked
 # and one of them cancelled (a few seconds of UI work), short enough to keep the test quick.
@@ -61,7 +63,9 @@ def test_queue_cancel_and_interrupt_from_the_panel(page, lab, artifacts):
     (js_session,) = lab.ok("GET", "/api/sessions")
     assert js_session["id"] == session_id, "the row is not the notebook's jupyter_server session"
     assert js_session["path"] == "Untitled.ipynb"
-    expect(row.locator(".jp-SessionExt-name")).to_have_text("Python 3 (ipykernel)")  # the kernel; the path is beside it
+    expect(row.locator(".jp-SessionExt-name")).to_have_text(
+        "Python 3 (ipykernel)"
+    )  # the kernel; the path is beside it
     expect(row.locator(".jp-SessionExt-language")).to_have_text(re.compile("^python$", re.I))
     expect(row.locator(".jp-SessionExt-queueLength")).to_have_text("0")
     status_item = page.locator(f'.jp-SessionExt-statusItem[data-session-id="{session_id}"]')

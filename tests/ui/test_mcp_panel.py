@@ -12,7 +12,9 @@ import pytest
 
 from ..mcp_helpers import mcp_session
 
-expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is missing"
+).expect
 
 
 def run_agent(url: str, token: str, session_id: str, code: str) -> dict:
@@ -21,14 +23,15 @@ def run_agent(url: str, token: str, session_id: str, code: str) -> dict:
 
     async def agent():
         async with mcp_session(url, token, name="ui-agent") as session:
-            result = await session.call_tool("execute_code", {
-                "session_id": session_id, "code": code, "timeout_seconds": 1})
+            result = await session.call_tool(
+                "execute_code", {"session_id": session_id, "code": code, "timeout_seconds": 1}
+            )
             outcome.update(result.structured_content)
 
     def target():
         try:
             asyncio.run(asyncio.wait_for(agent(), 60))
-        except BaseException as e:  # noqa: BLE001 - reported by the test
+        except BaseException as e:
             outcome["failure"] = repr(e)
 
     thread = threading.Thread(target=target)
@@ -60,8 +63,12 @@ def test_agent_in_the_panel(page, lab, artifacts):
     expect(row).to_have_attribute("data-status", "idle")
     session_id = row.get_attribute("data-session-id")
 
-    outcome = run_agent(workspace["url"], workspace["token"], session_id,
-                        "import time; time.sleep(6); print('agent done')")
+    outcome = run_agent(
+        workspace["url"],
+        workspace["token"],
+        session_id,
+        "import time; time.sleep(6); print('agent done')",
+    )
     assert outcome["status"] == "running", outcome
     badge = row.locator(".jp-SessionExt-activeCell .jp-SessionExt-agent")
     expect(badge).to_have_attribute("data-agent", "ui-agent")

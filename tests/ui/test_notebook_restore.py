@@ -22,7 +22,9 @@ import pytest
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS, DEFAULT_TIMEOUT_MS, VIEWPORT, LabServer
 
-expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is missing"
+).expect
 
 README_SCREENSHOT = Path(__file__).resolve().parent / "restore-screenshot.png"
 NOTEBOOK = "restore.ipynb"
@@ -36,12 +38,22 @@ def notebook(*cells: tuple[str, str]) -> dict:
         "nbformat": 4,
         "nbformat_minor": 5,
         "metadata": {
-            "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+            "kernelspec": {
+                "name": "python3",
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+            },
             "language_info": {"name": "python"},
         },
         "cells": [
-            {"cell_type": "code", "id": cid, "source": src, "metadata": {}, "outputs": [],
-             "execution_count": None}
+            {
+                "cell_type": "code",
+                "id": cid,
+                "source": src,
+                "metadata": {},
+                "outputs": [],
+                "execution_count": None,
+            }
             for cid, src in cells
         ],
     }
@@ -49,17 +61,27 @@ def notebook(*cells: tuple[str, str]) -> dict:
 
 def save(lab, nb: dict) -> None:
     """Write the notebook through the contents API (as a page saving it does)."""
-    code, model = lab.call("PUT", f"/api/contents/{NOTEBOOK}", {"type": "notebook", "format": "json", "content": nb})
+    code, model = lab.call(
+        "PUT", f"/api/contents/{NOTEBOOK}", {"type": "notebook", "format": "json", "content": nb}
+    )
     assert code in (200, 201), (code, model)  # 201: created
 
 
 def tiny_png() -> bytes:
     """A 4x4 red PNG, made here (no image library needed)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
     rows = b"".join(b"\x00" + b"\xff\x00\x00" * 4 for _ in range(4))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 class Browser:
@@ -112,7 +134,7 @@ def browser(sync_api, lab, artifacts, request):
                 for j, page in enumerate(context.pages):
                     try:
                         page.screenshot(path=artifacts / f"failure-{i}-{j}.png", timeout=5_000)
-                    except Exception as e:  # noqa: BLE001 - best effort, keep the real failure
+                    except Exception as e:
                         b.console.append(f"[test] failure screenshot failed: {e}")
             dump_server_state(lab, artifacts / "server-state.json")
 
@@ -146,7 +168,9 @@ def run_cells(browser, lab, count: int):
     after the first cell started."""
     page = browser.open_notebook(lab)
     # The page's kernel connection is up once JupyterLab's status bar says so.
-    expect(page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")).to_have_count(1)
+    expect(
+        page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")
+    ).to_have_count(1)
     session_id = notebook_session(lab)
     cells(page).first.locator(".cm-content").click()
     started = time.monotonic()
@@ -169,7 +193,9 @@ def run_and_close(browser, lab, count: int) -> str:
 
 
 def cells_record(lab, session_id: str) -> dict[str, dict]:
-    return {c["cell_id"]: c for c in lab.ok("GET", f"/supervisor/sessions/{session_id}/cells")["cells"]}
+    return {
+        c["cell_id"]: c for c in lab.ok("GET", f"/supervisor/sessions/{session_id}/cells")["cells"]
+    }
 
 
 def wait_drained(lab, session_id: str, cell_ids: list[str]) -> dict[str, dict]:
@@ -179,8 +205,11 @@ def wait_drained(lab, session_id: str, cell_ids: list[str]) -> dict[str, dict]:
         session = lab.ok("GET", f"/supervisor/sessions/{session_id}")
         record = cells_record(lab, session_id)
         queue = session["execution_queue"]
-        if (queue["length"] == 0 and queue["active"] is None
-                and all(record.get(c, {}).get("status") in ("ok", "error", "aborted") for c in cell_ids)):
+        if (
+            queue["length"] == 0
+            and queue["active"] is None
+            and all(record.get(c, {}).get("status") in ("ok", "error", "aborted") for c in cell_ids)
+        ):
             return record
         assert time.monotonic() < deadline, (queue, record)
         time.sleep(0.3)
@@ -208,7 +237,10 @@ def settled(toast) -> None:
 
 @pytest.mark.timeout(180)
 def test_cells_run_while_closed_are_restored(browser, lab, artifacts):
-    save(lab, notebook(("slow", SLOW), ("second", 'print("marker-2")'), ("third", 'print("marker-3")')))
+    save(
+        lab,
+        notebook(("slow", SLOW), ("second", 'print("marker-2")'), ("third", 'print("marker-3")')),
+    )
     session_id = run_and_close(browser, lab, 3)
 
     record = wait_drained(lab, session_id, ["slow", "second", "third"])
@@ -237,7 +269,10 @@ def test_cells_run_while_closed_are_restored(browser, lab, artifacts):
 
 @pytest.mark.timeout(180)
 def test_a_reload_gets_the_cells_back(browser, lab, artifacts):
-    save(lab, notebook(("slow", SLOW), ("second", 'print("marker-2")'), ("third", 'print("marker-3")')))
+    save(
+        lab,
+        notebook(("slow", SLOW), ("second", 'print("marker-2")'), ("third", 'print("marker-3")')),
+    )
     page, session_id = run_cells(browser, lab, 3)
     page.on("dialog", lambda dialog: dialog.accept())  # "leave with unsaved changes?": yes
     page.reload()  # F5: a new JupyterLab client in the same tab
@@ -275,14 +310,19 @@ def test_a_second_browser_follows_while_the_first_stays_open(browser, lab, artif
 def test_a_page_that_ran_its_cells_restores_nothing_on_reconnect(browser, lab, artifacts):
     """What the page ran itself (its cells' own requests) is not "restored" again, and no
     notice shows, when its kernel connection comes back."""
-    save(lab, notebook(
-        ("out", 'print("a"); print("b", flush=True); import sys; print("e", file=sys.stderr)'),
-        ("result", "{'x': [1, 2]}"),
-        ("display", "from IPython.display import HTML, display; display(HTML('<b>bold</b>'))"),
-        ("error", "1/0"),
-    ))
+    save(
+        lab,
+        notebook(
+            ("out", 'print("a"); print("b", flush=True); import sys; print("e", file=sys.stderr)'),
+            ("result", "{'x': [1, 2]}"),
+            ("display", "from IPython.display import HTML, display; display(HTML('<b>bold</b>'))"),
+            ("error", "1/0"),
+        ),
+    )
     page = browser.open_notebook(lab)
-    expect(page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")).to_have_count(1)
+    expect(
+        page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")
+    ).to_have_count(1)
     session_id = notebook_session(lab)
     cells(page).first.locator(".cm-content").click()
     for _ in range(4):
@@ -306,7 +346,10 @@ def test_a_page_that_ran_its_cells_restores_nothing_on_reconnect(browser, lab, a
 @pytest.mark.timeout(180)
 def test_reopened_while_running_shows_star_then_live_output(browser, lab, artifacts):
     slow = 'import time; print("start-1", flush=True); time.sleep(20); print("done-1")'
-    save(lab, notebook(("slow", slow), ("second", 'print("marker-2")'), ("third", 'print("marker-3")')))
+    save(
+        lab,
+        notebook(("slow", slow), ("second", 'print("marker-2")'), ("third", 'print("marker-3")')),
+    )
     session_id = run_and_close(browser, lab, 3)
 
     page = browser.open_notebook(lab)
@@ -315,7 +358,11 @@ def test_reopened_while_running_shows_star_then_live_output(browser, lab, artifa
         expect(prompt(page, i)).to_have_text("[*]:")
     expect(output(page, 0)).to_have_text("start-1")
     record = cells_record(lab, session_id)
-    assert [record[c]["status"] for c in ("slow", "second", "third")] == ["running", "queued", "queued"], record
+    assert [record[c]["status"] for c in ("slow", "second", "third")] == [
+        "running",
+        "queued",
+        "queued",
+    ], record
     expect(notice(page, "3 cells still queued or running")).to_be_visible()
     page.screenshot(path=artifacts / "1-reopened-while-running.png")
     assert output(page, 1).count() == 0 and output(page, 2).count() == 0
@@ -355,8 +402,13 @@ def test_a_cell_edited_while_away_is_left_alone(browser, lab, artifacts):
     page = browser.open_notebook(lab)
     expect(output(page, 0)).to_have_text("done-1")
     expect(output(page, 1)).to_have_text("marker-2")
-    expect(notice(page, "2 cells ran while this notebook was closed; outputs restored; "
-                        "1 edited cell was left alone")).to_be_visible()
+    expect(
+        notice(
+            page,
+            "2 cells ran while this notebook was closed; outputs restored; "
+            "1 edited cell was left alone",
+        )
+    ).to_be_visible()
     third = cells(page).nth(2)
     expect(third.locator(".cm-content")).to_have_text(edited)
     expect(prompt(page, 2)).to_have_text("[ ]:")
@@ -367,8 +419,10 @@ def test_a_cell_edited_while_away_is_left_alone(browser, lab, artifacts):
 @pytest.mark.timeout(180)
 def test_a_plot_made_while_away_is_restored(browser, lab, artifacts):
     png = tiny_png()
-    plot = ("from IPython.display import Image, display; import base64\n"
-            f'display(Image(data=base64.b64decode("{base64.b64encode(png).decode()}")))')
+    plot = (
+        "from IPython.display import Image, display; import base64\n"
+        f'display(Image(data=base64.b64decode("{base64.b64encode(png).decode()}")))'
+    )
     save(lab, notebook(("slow", "import time; time.sleep(4)"), ("plot", plot)))
     session_id = run_and_close(browser, lab, 2)
     record = wait_drained(lab, session_id, ["slow", "plot"])
@@ -381,7 +435,9 @@ def test_a_plot_made_while_away_is_restored(browser, lab, artifacts):
     expect(image).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
     assert image.evaluate("i => i.decode().then(() => [i.naturalWidth, i.naturalHeight])") == [4, 4]
     expect(prompt(page, 1)).to_have_text("[2]:")
-    expect(notice(page, "2 cells ran while this notebook was closed; outputs restored")).to_be_visible()
+    expect(
+        notice(page, "2 cells ran while this notebook was closed; outputs restored")
+    ).to_be_visible()
     page.screenshot(path=artifacts / "plot-restored.png")
 
 

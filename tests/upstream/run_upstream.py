@@ -52,8 +52,19 @@ def sdist(workdir: Path) -> Path:
         return root
     workdir.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-         f"jupyter_server=={release}", "-d", str(workdir)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"jupyter_server=={release}",
+            "-d",
+            str(workdir),
+        ],
         check=True,
     )
     with tarfile.open(workdir / f"jupyter_server-{release}.tar.gz") as archive:
@@ -70,9 +81,22 @@ def node_id(test_id: str) -> str:
 def run(root: Path, name: str, extension: bool, tests: list[str] = SUITES) -> dict[str, str]:
     """One run; test id -> passed | failed | skipped."""
     report = root / f"{name}.xml"
-    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-            "-o", "addopts=", "-o", "timeout_method=signal", "--timeout", "100",
-            f"--junitxml={report}", *tests]
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        "-o",
+        "timeout_method=signal",
+        "--timeout",
+        "100",
+        f"--junitxml={report}",
+        *tests,
+    ]
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     probe = root / PROBE
@@ -109,10 +133,14 @@ def main() -> int:
         again = run(root, "with-session-ext-again", True, [node_id(t) for t in regressions])
         regressions = [t for t in regressions if again.get(t) != "passed"]
     both = sorted(t for t, o in without.items() if o == "failed" and with_ext.get(t) == "failed")
-    count = {name: sum(o == "passed" for o in r.values()) for name, r in
-             (("without", without), ("with", with_ext))}
-    print(f"jupyter_server {version('jupyter_server')}: {count['without']} passed without "
-          f"session_ext, {count['with']} with it (of {len(without)}, probe included in 'with')")
+    count = {
+        name: sum(o == "passed" for o in r.values())
+        for name, r in (("without", without), ("with", with_ext))
+    }
+    print(
+        f"jupyter_server {version('jupyter_server')}: {count['without']} passed without "
+        f"session_ext, {count['with']} with it (of {len(without)}, probe included in 'with')"
+    )
     for test in both:
         print(f"failing in both runs: {test} — {ENVIRONMENT_FAILURES.get(test, 'not explained')}")
     if not probe or any(with_ext[t] != "passed" for t in probe):

@@ -1,0 +1,110 @@
+"""The package's layers, as the README's Layout draws them: each subpackage imports only the
+ones to its left (``core ← wire ← kernel ← session ← store ← supervisor ← {integration | api |
+kallichore | mcp} ← app``), the four top siblings never import each other, and the MCP
+bridge starts without the server."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+PACKAGE = Path(__file__).resolve().parents[2] / "session_ext"
+ORDER = ["core", "wire", "kernel", "session", "store", "supervisor"]
+TOP = {"integration", "api", "kallichore", "mcp"}
+
+
+def rank(layer: str) -> int:
+    if layer in ORDER:
+        return ORDER.index(layer)
+    if layer in TOP:
+        return len(ORDER)
+    return len(ORDER) + 1  # app, the package root
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 else "app"  # session_ext.<layer>.<module>
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """session_ext modules imported at module level or in functions (not under TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in typing_only or not isinstance(node, ast.ImportFrom) or node.level:
+            continue
+        module = node.module or ""
+        if module.startswith("session_ext."):
+            for alias in node.names:
+                target = f"{module}.{alias.name}"
+                found.append(
+                    (
+                        node.lineno,
+                        target
+                        if (
+                            PACKAGE / module.split(".", 1)[1].replace(".", "/") / f"{alias.name}.py"
+                        ).exists()
+                        else module,
+                    )
+                )
+    return found
+
+
+def modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        yield path, ".".join(rel.parts)
+
+
+def test_no_relative_imports():
+    relative = [
+        f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+        for path, _ in modules()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.level and path.name != "__init__.py"
+    ]
+    assert relative == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the supervisor still mirrors jupyter_server's sessions (to move into integration/)",
+)
+def test_each_layer_imports_only_those_to_its_left():
+    wrong = []
+    for path, module in modules():
+        here = layer_of(module)
+        if here == "app" or path.name == "__init__.py":
+            continue
+        for line, target in imports(path):
+            there = layer_of(target)
+            if there == here or target == "session_ext._version":
+                continue
+            entry_point = here == "kallichore" and there == "app"  # main() starts the app lazily
+            if rank(there) >= rank(here) and not entry_point:
+                wrong.append(f"{module}:{line} imports {target} ({here} -> {there})")
+    assert wrong == []
+
+
+@pytest.mark.xfail(strict=True, reason="the bridge still imports the MCP server for its constants")
+def test_the_mcp_bridge_starts_without_the_server():
+    code = (
+        "import sys, session_ext.mcp.bridge; "
+        "print(sorted(m for m in ('jupyter_server', 'uvicorn', 'tornado', 'zmq') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]"
