@@ -35,14 +35,14 @@ kcserver: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
-# The remote-kernel tests run a private sshd (tests/sshd.py): Debian's openssh-server binary.
+# The remote-kernel tests run a private sshd (tests/support/sshd.py): Debian's openssh-server binary.
 sshd:
 	@command -v /usr/sbin/sshd >/dev/null || (apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null)
 
 test-ts: $(STAMP)
 	cd labextension && ../$(BIN)/jlpm install --immutable >/dev/null && ../$(BIN)/jlpm test
 
-# axios, ws and typescript for tests/test_positron_client.py (Positron's generated client).
+# axios, ws and typescript for tests/kallichore/test_positron_client.py (Positron's generated client).
 POSITRON_NODE := tests/positron/node_modules/.package-lock.json
 $(POSITRON_NODE): tests/positron/package.json tests/positron/package-lock.json
 	cd tests/positron && npm ci --no-audit --no-fund --loglevel=error

@@ -2,7 +2,7 @@
 next to a local one.
 
 The remote kernel is gateway-provisioners' DistributedProvisioner over SSH, through the private
-sshd of the tests (tests/sshd.py: 127.0.0.2, its own keys, nothing of the machine's ssh setup),
+sshd of the tests (tests/support/sshd.py: 127.0.0.2, its own keys, nothing of the machine's ssh setup),
 with a kernelspec from ``jupyter ssh-spec install``. The local one is the python3 kernelspec.
 One ``jupyter session-ext`` runs both; they take turns: create, start (timed), one execute
 (timed), delete. Then, with one remote kernel running, the server's GET /status latency (what

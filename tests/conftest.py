@@ -6,7 +6,7 @@ import psutil
 import pytest
 from jupyter_server.serverapp import ServerApp
 
-from .helpers import Api, OpenAPI, StandaloneServer, server_config
+from .support.helpers import Api, OpenAPI, StandaloneServer, server_config
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 

@@ -1,5 +1,5 @@
 // Drives session-ext-kcserver with Positron's generated Kallichore client (./kcclient, copied
-// unmodified from ../shared/reference/positron-kcclient by tests/test_positron_client.py), the
+// unmodified from ../shared/reference/positron-kcclient by tests/kallichore/test_positron_client.py), the
 // way Positron's positron-supervisor extension does: the API built from the server state as
 // KallichoreApiInstance.loadState builds it, the channels websocket at the URL
 // KallichoreSession.getWebsocketUri builds, the calls in Positron's order.

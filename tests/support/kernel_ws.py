@@ -12,7 +12,7 @@ from jupyter_server.services.kernels.connection.base import (
     serialize_msg_to_ws_v1,
 )
 
-from ..helpers import WAIT, execute_request
+from .helpers import WAIT, execute_request
 
 
 async def open_notebook(jp_fetch, path="work/analysis.ipynb", kernel="python3"):

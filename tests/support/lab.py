@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from ..helpers import http_json
+from .helpers import http_json
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from ..mcp_helpers import mcp_session
+from ..support.mcp import mcp_session
 
 expect = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is missing"

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from .helpers import server_config
-from .support.kernel_ws import StockSocket, open_notebook, queue_of
+from ..support.helpers import server_config
+from ..support.kernel_ws import StockSocket, open_notebook, queue_of
 
 KM = "jupyter_server.services.kernels.kernelmanager."
 MANAGERS = {

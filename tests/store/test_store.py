@@ -8,7 +8,7 @@ import stat
 import psutil
 import pytest
 
-from .helpers import StandaloneServer
+from ..support.helpers import StandaloneServer
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from session_ext.store.records import session_model
 
-from .helpers import is_status, stream_text
+from ..support.helpers import is_status, stream_text
 
 
 def aborted(msg):

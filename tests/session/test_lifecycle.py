@@ -9,9 +9,9 @@ import psutil
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
-from .helpers import IPYKERNEL_ARGV
+from ..support.helpers import IPYKERNEL_ARGV
 
-KERNELS_DIR = os.path.join(os.path.dirname(__file__), "kernels")
+KERNELS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "kernels")
 
 
 async def test_status_and_empty_list(api):

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from .test_channels import kernel_event
+from ..support.helpers import kernel_event
 
 SMALL_LIMIT = 4096  # max_body_bytes in these tests
 

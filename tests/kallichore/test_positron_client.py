@@ -16,10 +16,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .helpers import WAIT, reference
-from .kc import KcServer
+from ..support.helpers import WAIT, reference
+from ..support.kcserver import KcServer
 
-HERE = Path(__file__).resolve().parent / "positron"
+HERE = Path(__file__).resolve().parents[1] / "positron"
 CLIENT_FILES = ("api.ts", "base.ts", "common.ts", "configuration.ts", "index.ts")
 DRIVER_TIMEOUT = 300
 

@@ -3,7 +3,7 @@ every path that launches a process (create, start, restart, start after a restor
 
 import pytest
 
-from .helpers import IPYKERNEL_ARGV, StandaloneServer
+from ..support.helpers import IPYKERNEL_ARGV, StandaloneServer
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import json
 
 import tornado
 
-from .support.kernel_ws import StockSocket
+from ..support.kernel_ws import StockSocket
 
 
 async def fetch_json(jp_fetch, *parts, method="GET", body=None):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .support.kernel_ws import StockSocket, open_notebook, queue_of
+from ..support.kernel_ws import StockSocket, open_notebook, queue_of
 
 
 async def test_notebook_sessions_are_mirrored(api, jp_fetch, jp_root_dir):

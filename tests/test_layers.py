@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.unit
 
-PACKAGE = Path(__file__).resolve().parents[2] / "session_ext"
+PACKAGE = Path(__file__).resolve().parents[1] / "session_ext"
 ORDER = ["core", "wire", "kernel", "session", "store", "supervisor"]
 TOP = {"integration", "api", "kallichore", "mcp"}
 

@@ -1,6 +1,6 @@
 """REST execute and the execution history."""
 
-from .helpers import is_status
+from ..support.helpers import is_status
 
 
 async def test_execute_ok_and_error(api):

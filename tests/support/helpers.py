@@ -22,7 +22,7 @@ import yaml
 from jupyter_server.utils import url_path_join
 from openapi_schema_validator import OAS30Validator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_PATH = ROOT / "session_ext" / "openapi.yaml"
 # Reference material kept beside the repository on the project's own machines (CI always has
 # it); a plain clone does not, and the tests that need it skip (see ``reference``).
@@ -464,3 +464,8 @@ class StandaloneServer:
                 os.killpg(pid, signals.SIGKILL)
             except OSError:
                 pass
+
+
+def kernel_event(name: str):
+    """A predicate: a supervisor event frame of the channels websocket named ``name``."""
+    return lambda m: m.get("kind") == "kernel" and name in m

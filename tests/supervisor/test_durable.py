@@ -12,7 +12,7 @@ import tornado.websocket
 
 from session_ext.store.database import SessionStore
 
-from .helpers import WAIT, Channel, StandaloneServer
+from ..support.helpers import WAIT, Channel, StandaloneServer
 
 
 def alive(pid):

@@ -7,13 +7,9 @@ import struct
 import sys
 import uuid
 
-from .helpers import is_status, stream_text
+from ..support.helpers import is_status, kernel_event, stream_text
 
-KERNELS_DIR = os.path.join(os.path.dirname(__file__), "kernels")
-
-
-def kernel_event(name):
-    return lambda m: m.get("kind") == "kernel" and name in m
+KERNELS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "kernels")
 
 
 async def test_connect_then_start_sees_starting_idle_and_process_output(api):

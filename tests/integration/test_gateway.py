@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from .helpers import WAIT
-from .support.kernel_ws import StockSocket
-from .support.lab import GATEWAYS, LabServer, gateway_args, running_gateway
+from ..support.helpers import WAIT
+from ..support.kernel_ws import StockSocket
+from ..support.lab import GATEWAYS, LabServer, gateway_args, running_gateway
 
 
 @pytest.fixture(params=sorted(GATEWAYS))

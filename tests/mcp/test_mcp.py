@@ -8,8 +8,8 @@ import base64
 
 import pytest
 
-from .helpers import WAIT
-from .mcp_helpers import TOOL_NAMES, images, mcp_session, status_of, text
+from ..support.helpers import WAIT
+from ..support.mcp import TOOL_NAMES, images, mcp_session, status_of, text
 
 
 async def register(api, name="project", **fields):
@@ -295,7 +295,7 @@ async def test_stdio_bridge(api, tmp_path):
 async def test_jupyter_workspace_has_the_notebooks(api, jp_fetch, jp_root_dir):
     """JupyterLab's notebooks and consoles form the 'jupyter' workspace (on by default
     inside another app); sessions created over REST without a workspace are not in it."""
-    from .support.kernel_ws import StockSocket, open_notebook
+    from ..support.kernel_ws import StockSocket, open_notebook
 
     (jp_root_dir / "work").mkdir()
     model = await open_notebook(jp_fetch)

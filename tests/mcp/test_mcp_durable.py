@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 
-from .mcp_helpers import mcp_session, status_of, text
+from ..support.mcp import mcp_session, status_of, text
 
 
 async def test_workspace_survives_a_server_restart(server):

@@ -2,7 +2,7 @@
 Kallichore client must be able to read every model we send. Skipped in a plain clone, where
 the reference is absent; required in CI."""
 
-from .helpers import kallichore_reference
+from ..support.helpers import kallichore_reference
 
 
 async def test_server_status_and_session_list_read_as_kallichore(api):

@@ -19,8 +19,8 @@ import pytest
 from session_ext.kallichore import cli as kcserver
 from session_ext.kallichore.cli import UsageError, configure, parser, read_token
 
-from .helpers import WAIT, http_json
-from .kc import KCSERVER, KcServer
+from ..support.helpers import WAIT, http_json
+from ..support.kcserver import KCSERVER, KcServer
 
 
 @pytest.fixture

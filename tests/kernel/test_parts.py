@@ -27,7 +27,7 @@ from session_ext.session.execute import ExecuteTimeout, execute
 from session_ext.session.router import MessageRouter
 from session_ext.session.status import StatusMachine
 
-from .helpers import IPYKERNEL_ARGV, WAIT
+from ..support.helpers import IPYKERNEL_ARGV, WAIT
 
 
 def spec(argv=IPYKERNEL_ARGV, **fields) -> SessionSpec:

@@ -1,6 +1,6 @@
 """Kernels on other machines: gateway-provisioners' DistributedProvisioner over real SSH.
 
-A private sshd (tests/sshd.py) on 127.0.0.2 plays the remote host: gateway-provisioners takes
+A private sshd (tests/support/sshd.py) on 127.0.0.2 plays the remote host: gateway-provisioners takes
 that address as remote (it is not one of this machine's interfaces), so it launches the kernel
 with paramiko over SSH, exactly as onto another machine. The kernelspecs come from
 gateway-provisioners' own ``jupyter ssh-spec install``. The server is a real ``jupyter
@@ -26,8 +26,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 
 from session_ext.kernel.provisioning import launches_locally
 
-from .helpers import WAIT, OpenAPI, StandaloneServer
-from .sshd import Sshd, SshdUnavailable
+from ..support.helpers import WAIT, OpenAPI, StandaloneServer
+from ..support.sshd import Sshd, SshdUnavailable
 
 JUPYTER = str(Path(sys.executable).with_name("jupyter"))
 

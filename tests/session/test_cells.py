@@ -18,8 +18,8 @@ from session_ext.session.cells import NotebookCells
 from session_ext.session.queue import QueuedRequest
 from session_ext.wire.messages import KernelMessage
 
-from .helpers import WAIT, Channel, StandaloneServer, execute_request, http_json
-from .support.kernel_ws import StockSocket, open_notebook
+from ..support.helpers import WAIT, Channel, StandaloneServer, execute_request, http_json
+from ..support.kernel_ws import StockSocket, open_notebook
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
