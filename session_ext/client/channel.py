@@ -1,0 +1,477 @@
+"""A session's channels websocket (``/sessions/{id}/channels``), as a client of the queue.
+
+One websocket per session and client: requests are Jupyter messages with full headers;
+each execute_request becomes an :class:`AsyncExecution`, which collects the iopub messages
+whose parent it is and ends once both its ``execute_reply`` and its iopub ``idle`` have
+come (the queue's own rule). Other shell requests (kernel_info, is_complete, ...) are
+answered through :meth:`SessionChannel.request`; every frame also goes to the listeners
+(the nbclient kernel client routes them into its channels).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import inspect
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import websockets
+from websockets.asyncio.client import connect, unix_connect
+
+from session_ext.client.discovery import Endpoint, auth_headers, quoted
+from session_ext.client.errors import ChannelError, ClientError, ServerNotFound, api_error
+from session_ext.client.models import ExecuteReply, ExecutionError
+from session_ext.client.outputs import OutputList, output_of
+
+if TYPE_CHECKING:
+    from session_ext.client.aio import AsyncSession
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = "5.3"
+OPEN_TIMEOUT = 30.0
+# stdin: (prompt, password) -> the answer, or an awaitable of it
+StdinCallback = Callable[[str, bool], "str | Awaitable[str]"]
+OutputCallback = Callable[[dict[str, Any]], None]
+Listener = Callable[[dict[str, Any]], None]
+
+
+async def open_websocket(endpoint: Endpoint, path: str) -> Any:
+    """A websocket to ``path`` under the API, with the token; the server's refusal as an
+    ApiError (401, 404, ...), nothing listening as ServerNotFound."""
+    uri = f"{endpoint.ws_url}/{path}"
+    options: dict[str, Any] = {
+        "additional_headers": auth_headers(endpoint),
+        "max_size": None,  # outputs (images, data frames) may be large
+        "compression": None,
+        "open_timeout": OPEN_TIMEOUT,
+        "proxy": None,
+    }
+    try:
+        if endpoint.socket_path:
+            return await unix_connect(endpoint.socket_path, uri, **options)
+        return await connect(uri, **options)
+    except websockets.InvalidStatus as e:
+        try:
+            body = json.loads(e.response.body or b"null")
+        except ValueError:
+            body = None
+        raise api_error(e.response.status_code, body, f"Cannot connect to {uri}") from None
+    except (OSError, asyncio.TimeoutError, websockets.WebSocketException) as e:
+        raise ServerNotFound(f"Cannot reach the supervisor at {uri}: {e}") from None
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class SessionChannel:
+    """The websocket of one session; opened on first use, closed by :meth:`close`."""
+
+    def __init__(self, endpoint: Endpoint, session: AsyncSession):
+        self.endpoint = endpoint
+        self.session = session
+        self.session_id = session.session_id
+        self.client_session = new_id()  # the header's `session`: this client
+        self.username = getpass.getuser()
+        self.executions: dict[str, AsyncExecution] = {}
+        self.listeners: list[Listener] = []
+        self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._unacknowledged: dict[str, AsyncExecution] = {}
+        self._ws: Any = None
+        self._opening: asyncio.Task[None] | None = None
+        self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.closed = False
+        self.kernel_status: str | None = None
+
+    # --- connection ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+        await asyncio.shield(self._opening)
+
+    async def _open(self) -> None:
+        self._ws = await open_websocket(self.endpoint, f"sessions/{quoted(self.session_id)}/channels")
+        self._tasks = [
+            asyncio.ensure_future(self._read()),
+            asyncio.ensure_future(self._write()),
+        ]
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._opening is not None and not self._opening.done():
+            self._opening.cancel()
+        self._outgoing.put_nowait(None)
+        if self._ws is not None:
+            await self._ws.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._lost(ChannelError("closed", "The client closed the session's websocket"))
+
+    async def _write(self) -> None:
+        """One writer, so frames go out in the order they were submitted."""
+        while (text := await self._outgoing.get()) is not None:
+            try:
+                await self._ws.send(text)
+            except websockets.ConnectionClosed:
+                return
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._ws:
+                try:
+                    frame = json.loads(raw)
+                except ValueError:
+                    continue
+                self._dispatch(frame)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if not self.closed:
+                self.closed = True
+                self._outgoing.put_nowait(None)
+                self._lost(ChannelError("closed", "The server closed the session's websocket"))
+
+    def _lost(self, error: ChannelError) -> None:
+        for execution in list(self.executions.values()):
+            execution._fail(error)
+        for future in self._replies.values():
+            if not future.done():
+                future.set_exception(error)
+        self._replies.clear()
+
+    # --- sending -------------------------------------------------------------------------
+
+    def message(
+        self,
+        channel: str,
+        msg_type: str,
+        content: dict[str, Any],
+        *,
+        msg_id: str | None = None,
+        parent_header: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "channel": channel,
+            "header": {
+                "msg_id": msg_id or new_id(),
+                "msg_type": msg_type,
+                "username": self.username,
+                "session": self.client_session,
+                "date": now_iso(),
+                "version": PROTOCOL_VERSION,
+            },
+            "parent_header": parent_header or {},
+            "metadata": metadata or {},
+            "content": content,
+            "buffers": [],
+        }
+
+    def send(self, msg: dict[str, Any]) -> None:
+        """Queue a Jupyter message (with its ``channel``) for the websocket, in order."""
+        if self.closed:
+            raise ChannelError("closed", "The session's websocket is closed")
+        self._outgoing.put_nowait(json.dumps(msg, default=_json_default))
+
+    async def request(
+        self, msg_type: str, content: dict[str, Any], channel: str = "shell", timeout: float = 30
+    ) -> dict[str, Any]:
+        """A request other than execute; its reply message."""
+        await self.open()
+        msg = self.message(channel, msg_type, content)
+        future = asyncio.get_running_loop().create_future()
+        self._replies[msg["header"]["msg_id"]] = future
+        self.send(msg)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._replies.pop(msg["header"]["msg_id"], None)
+
+    def execute(
+        self,
+        code: str,
+        *,
+        silent: bool = False,
+        store_history: bool = True,
+        stop_on_error: bool = True,
+        user_expressions: dict[str, str] | None = None,
+        stdin: StdinCallback | None = None,
+        on_output: OutputCallback | None = None,
+        cell_id: str | None = None,
+        msg_id: str | None = None,
+    ) -> AsyncExecution:
+        msg = self.message(
+            "shell",
+            "execute_request",
+            {
+                "code": code,
+                "silent": silent,
+                "store_history": store_history,
+                "user_expressions": user_expressions or {},
+                "allow_stdin": stdin is not None,
+                "stop_on_error": stop_on_error,
+            },
+            msg_id=msg_id,
+            metadata={"cellId": cell_id} if cell_id else None,
+        )
+        execution = AsyncExecution(self, msg["header"]["msg_id"], stdin, on_output)
+        self.executions[execution.msg_id] = execution
+        self._unacknowledged[execution.msg_id] = execution
+        execution._sending = asyncio.ensure_future(self._send_when_open(msg, execution))
+        return execution
+
+    async def _send_when_open(self, msg: dict[str, Any], execution: AsyncExecution) -> None:
+        try:
+            await self.open()
+            self.send(msg)
+        except ClientError as e:
+            execution._fail(e)
+
+    # --- receiving -----------------------------------------------------------------------
+
+    def _dispatch(self, frame: dict[str, Any]) -> None:
+        if frame.get("kind") == "kernel":
+            self._kernel_event(frame)
+            return
+        for listener in self.listeners:
+            listener(frame)
+        parent = (frame.get("parent_header") or {}).get("msg_id")
+        channel = frame.get("channel")
+        execution = self.executions.get(parent) if parent else None
+        if execution is not None:
+            self._unacknowledged.pop(parent, None)
+            if channel == "iopub":
+                execution._iopub(frame)
+            elif channel == "shell" and frame["header"]["msg_type"] == "execute_reply":
+                execution._reply(frame)
+            elif channel == "stdin" and frame["header"]["msg_type"] == "input_request":
+                execution._input_request(frame)
+            return
+        if channel == "iopub" and frame["header"]["msg_type"] == "status":
+            self.kernel_status = frame["content"].get("execution_state")
+        future = self._replies.get(parent) if parent else None
+        if future is not None and not future.done() and channel in ("shell", "control"):
+            future.set_result(frame)
+
+    def _kernel_event(self, frame: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener(frame)
+        if "executionQueued" in frame:
+            execution = self.executions.get(frame["executionQueued"])
+            if execution is not None:
+                self._unacknowledged.pop(execution.msg_id, None)
+                execution.queued = True
+        elif "error" in frame:
+            # A frame the server could not take (the kernel is not running): it does not say
+            # which, so every request it has not acknowledged yet fails with it.
+            error = frame["error"] or {}
+            failure = ChannelError(str(error.get("code", "error")), str(error.get("message", "")))
+            for execution in list(self._unacknowledged.values()):
+                execution._fail(failure)
+            self._unacknowledged.clear()
+        elif "exited" in frame or (frame.get("status") or {}).get("status") == "exited":
+            for execution in list(self.executions.values()):
+                execution._abort("the kernel exited")
+
+    def forget(self, execution: AsyncExecution) -> None:
+        self.executions.pop(execution.msg_id, None)
+        self._unacknowledged.pop(execution.msg_id, None)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"Not JSON: {type(value).__name__}")
+
+
+class AsyncExecution:
+    """One execute request. Awaiting it gives its :class:`ExecuteReply`; iterating it gives
+    each output as it arrives (nbformat's shapes, plus ``clear_output`` and
+    ``update_display_data`` items), from the first one, however late the iteration starts.
+
+    ``queued`` is true once the server said the request waits behind others; ``started``
+    is set when the kernel starts on it."""
+
+    def __init__(
+        self,
+        channel: SessionChannel,
+        msg_id: str,
+        stdin: StdinCallback | None,
+        on_output: OutputCallback | None,
+    ):
+        self.channel = channel
+        self.msg_id = msg_id
+        self.queued = False
+        self.started = asyncio.Event()
+        self.execution_count: int | None = None
+        self._stdin = stdin
+        self._on_output = on_output
+        self._items: list[dict[str, Any]] = []
+        self._outputs = OutputList()
+        self._changed = asyncio.Event()
+        self._done: asyncio.Future[ExecuteReply] = asyncio.get_running_loop().create_future()
+        self._reply_msg: dict[str, Any] | None = None
+        self._idle = False
+        self._sending: asyncio.Future[None] | None = None
+        self._stdin_tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.done()
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        """The outputs so far, as a notebook cell would hold them."""
+        return self._outputs.nbformat()
+
+    async def result(self, timeout: float | None = None) -> ExecuteReply:
+        """The reply, once the request has finished (``timeout``: asyncio.TimeoutError)."""
+        return await asyncio.wait_for(asyncio.shield(self._done), timeout)
+
+    def __await__(self) -> Generator[Any, None, ExecuteReply]:
+        return self.result().__await__()
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        index = 0
+        while True:
+            while index < len(self._items):
+                index += 1
+                yield self._items[index - 1]
+            if self._done.done():
+                if self._done.exception() is not None:
+                    raise self._done.exception()
+                return
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def cancel(self) -> None:
+        """Stop this request: cancelled while it waits, interrupted once it runs (its reply
+        then says ``aborted`` or carries the KeyboardInterrupt)."""
+        if self.done:
+            return
+        if self._sending is not None:
+            await self._sending
+        await self.channel.session.cancel_or_interrupt(self.msg_id)
+
+    # --- from the channel ----------------------------------------------------------------
+
+    def _push(self, item: dict[str, Any]) -> None:
+        self._items.append(item)
+        self._changed.set()
+        if self._on_output is not None:
+            try:
+                self._on_output(item)
+            except Exception:  # a caller's bug must not stop the websocket's reader
+                log.exception("on_output callback failed")
+
+    def _iopub(self, msg: dict[str, Any]) -> None:
+        msg_type = msg["header"]["msg_type"]
+        if msg_type == "status":
+            state = msg["content"].get("execution_state")
+            if state == "busy":
+                self.started.set()
+            elif state == "idle":
+                self._idle = True
+                self._maybe_finish()
+            return
+        if msg_type == "execute_input":
+            self.started.set()
+            self.execution_count = msg["content"].get("execution_count")
+            return
+        item = output_of(msg)
+        if item is not None:
+            self._outputs.add(item)
+            self._push(item)
+
+    def _reply(self, msg: dict[str, Any]) -> None:
+        self._reply_msg = msg
+        self._maybe_finish()
+
+    def _maybe_finish(self) -> None:
+        if self._reply_msg is None or not self._idle or self.done:
+            return
+        content = self._reply_msg.get("content") or {}
+        status = content.get("status", "ok")
+        error = None
+        if status == "error":
+            error = ExecutionError(
+                ename=content.get("ename", ""),
+                evalue=content.get("evalue", ""),
+                traceback=content.get("traceback", []),
+            )
+        self._finish(
+            ExecuteReply(
+                msg_id=self.msg_id,
+                status=status,
+                execution_count=content.get("execution_count", self.execution_count),
+                outputs=self.outputs,
+                error=error,
+                user_expressions=content.get("user_expressions") or {},
+                payload=content.get("payload") or [],
+                reason=(self._reply_msg.get("metadata") or {}).get("reason"),
+            )
+        )
+
+    def _finish(self, reply: ExecuteReply) -> None:
+        if not self._done.done():
+            self._done.set_result(reply)
+        self.channel.forget(self)
+        self._changed.set()
+
+    def _abort(self, reason: str) -> None:
+        if not self.done:
+            self._finish(
+                ExecuteReply(msg_id=self.msg_id, status="aborted", outputs=self.outputs, reason=reason)
+            )
+
+    def _fail(self, error: Exception) -> None:
+        if not self._done.done():
+            self._done.set_exception(error)
+            self._done.exception()  # retrieved: nobody may ever await a fire-and-forget one
+        self.channel.forget(self)
+        self._changed.set()
+
+    def _input_request(self, msg: dict[str, Any]) -> None:
+        task = asyncio.ensure_future(self._answer(msg))
+        self._stdin_tasks.add(task)
+        task.add_done_callback(self._stdin_tasks.discard)
+
+    async def _answer(self, msg: dict[str, Any]) -> None:
+        content = msg.get("content") or {}
+        prompt, password = content.get("prompt", ""), bool(content.get("password"))
+        try:
+            if self._stdin is None:
+                raise ClientError("no stdin callback")
+            if inspect.iscoroutinefunction(self._stdin):
+                value = await self._stdin(prompt, password)
+            else:
+                # A blocking callback (input()) must not stop the websocket's reader.
+                value = await asyncio.to_thread(self._stdin, prompt, password)
+                if inspect.isawaitable(value):
+                    value = await value
+        except (Exception, KeyboardInterrupt) as e:
+            log.info("stdin callback gave no answer (%s): interrupting the request", e)
+            await self.channel.session.interrupt()
+            return
+        self.channel.send(
+            self.channel.message(
+                "stdin", "input_reply", {"value": str(value)}, parent_header=msg["header"]
+            )
+        )
