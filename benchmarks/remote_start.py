@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import psutil
-
 from tests.sshd import Sshd
 
 from .server import API, SupervisorServer

@@ -34,8 +34,8 @@ from session_ext.client.models import (
     ExecutionError,
     HistoryEntry,
     NotebookRun,
-    QueueSummary,
     QueuedRequest,
+    QueueSummary,
     ServerStatus,
     SessionInfo,
 )

@@ -98,7 +98,9 @@ class AsyncSupervisor:
                 timeout=timeout or self.timeout,
             )
         except httpx.TimeoutException:
-            raise ServerNotFound(f"{method} {url}: no answer in {timeout or self.timeout} s") from None
+            raise ServerNotFound(
+                f"{method} {url}: no answer in {timeout or self.timeout} s"
+            ) from None
         except httpx.HTTPError as e:
             raise ServerNotFound(
                 f"Cannot reach the supervisor at {self.endpoint.describe()}: {e}"
@@ -156,7 +158,9 @@ class AsyncSupervisor:
             "tags": tags,
             **fields,
         }
-        created = await self.call("PUT", "sessions", {k: v for k, v in body.items() if v is not None})
+        created = await self.call(
+            "PUT", "sessions", {k: v for k, v in body.items() if v is not None}
+        )
         session = self.session(created["session_id"])
         if start:
             await session.start()

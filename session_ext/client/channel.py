@@ -92,6 +92,7 @@ class SessionChannel:
         self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self.closed = False
+        self.exited = False  # the kernel exited (until the session's status says otherwise)
         self.kernel_status: str | None = None
 
     # --- connection ----------------------------------------------------------------------
@@ -102,7 +103,9 @@ class SessionChannel:
         await asyncio.shield(self._opening)
 
     async def _open(self) -> None:
-        self._ws = await open_websocket(self.endpoint, f"sessions/{quoted(self.session_id)}/channels")
+        self._ws = await open_websocket(
+            self.endpoint, f"sessions/{quoted(self.session_id)}/channels"
+        )
         self._tasks = [
             asyncio.ensure_future(self._read()),
             asyncio.ensure_future(self._write()),
@@ -255,6 +258,7 @@ class SessionChannel:
         execution = self.executions.get(parent) if parent else None
         if execution is not None:
             self._unacknowledged.pop(parent, None)
+            execution.accepted.set()
             if channel == "iopub":
                 execution._iopub(frame)
             elif channel == "shell" and frame["header"]["msg_type"] == "execute_reply":
@@ -276,6 +280,7 @@ class SessionChannel:
             if execution is not None:
                 self._unacknowledged.pop(execution.msg_id, None)
                 execution.queued = True
+                execution.accepted.set()
         elif "error" in frame:
             # A frame the server could not take (the kernel is not running): it does not say
             # which, so every request it has not acknowledged yet fails with it.
@@ -285,8 +290,11 @@ class SessionChannel:
                 execution._fail(failure)
             self._unacknowledged.clear()
         elif "exited" in frame or (frame.get("status") or {}).get("status") == "exited":
+            self.exited = True
             for execution in list(self.executions.values()):
                 execution._abort("the kernel exited")
+        elif "status" in frame:
+            self.exited = False
 
     def forget(self, execution: AsyncExecution) -> None:
         self.executions.pop(execution.msg_id, None)
@@ -319,6 +327,7 @@ class AsyncExecution:
         self.channel = channel
         self.msg_id = msg_id
         self.queued = False
+        self.accepted = asyncio.Event()  # the server has it: queued, started or answered
         self.started = asyncio.Event()
         self.execution_count: int | None = None
         self._stdin = stdin
@@ -433,12 +442,15 @@ class AsyncExecution:
         if not self._done.done():
             self._done.set_result(reply)
         self.channel.forget(self)
+        self.accepted.set()
         self._changed.set()
 
     def _abort(self, reason: str) -> None:
         if not self.done:
             self._finish(
-                ExecuteReply(msg_id=self.msg_id, status="aborted", outputs=self.outputs, reason=reason)
+                ExecuteReply(
+                    msg_id=self.msg_id, status="aborted", outputs=self.outputs, reason=reason
+                )
             )
 
     def _fail(self, error: Exception) -> None:
@@ -446,6 +458,7 @@ class AsyncExecution:
             self._done.set_exception(error)
             self._done.exception()  # retrieved: nobody may ever await a fire-and-forget one
         self.channel.forget(self)
+        self.accepted.set()
         self._changed.set()
 
     def _input_request(self, msg: dict[str, Any]) -> None:

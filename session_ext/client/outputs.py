@@ -16,7 +16,11 @@ def output_of(msg: dict[str, Any]) -> dict[str, Any] | None:
     msg_type = msg["header"]["msg_type"]
     content = msg.get("content") or {}
     if msg_type == "stream":
-        return {"output_type": "stream", "name": content.get("name", "stdout"), "text": content.get("text", "")}
+        return {
+            "output_type": "stream",
+            "name": content.get("name", "stdout"),
+            "text": content.get("text", ""),
+        }
     if msg_type in ("display_data", "update_display_data", "execute_result"):
         output: dict[str, Any] = {
             "output_type": msg_type,

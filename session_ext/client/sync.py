@@ -104,8 +104,9 @@ class Supervisor:
         self._call(self._async.shutdown)
 
 
-async def _make(endpoint: Endpoint, timeout: float) -> AsyncSupervisor:
-    return AsyncSupervisor(endpoint, timeout=timeout)
+async def _make(endpoint: Endpoint, request_timeout: float) -> AsyncSupervisor:
+    """In the portal's loop (httpx's client belongs to the loop it is made in)."""
+    return AsyncSupervisor(endpoint, timeout=request_timeout)
 
 
 class Session:
