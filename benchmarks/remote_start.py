@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import psutil
+
 from tests.sshd import Sshd
 
 from .server import API, SupervisorServer
