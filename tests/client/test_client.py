@@ -50,9 +50,7 @@ def test_async_streaming_order_and_reply(supervisor_server):
     seen, reply = run(go())
     items = [o for _, o in seen]
     assert [(o["output_type"], o.get("name"), o.get("text")) for o in items[:6]] == [
-        ("stream", name, f"{name[3:]} {i}\n")
-        for i in range(3)
-        for name in ("stdout", "stderr")
+        ("stream", name, f"{name[3:]} {i}\n") for i in range(3) for name in ("stdout", "stderr")
     ]
     assert items[-1]["output_type"] == "execute_result"
     assert items[-1]["data"] == {"text/plain": "42"}

@@ -12,7 +12,11 @@ def make_notebook(path: Path, *sources: str, markdown: str | None = "# A noteboo
     cells = [nbformat.v4.new_markdown_cell(markdown)] if markdown else []
     cells += [nbformat.v4.new_code_cell(source) for source in sources]
     nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
     return path
 

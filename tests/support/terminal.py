@@ -78,7 +78,8 @@ class Terminal:
             "-c",
             str(self.workdir),
             *env_args,
-            "env -i " + " ".join(shlex.quote(f"{k}={v}") for k, v in self.env.items())
+            "env -i "
+            + " ".join(shlex.quote(f"{k}={v}") for k, v in self.env.items())
             + " bash --norc --noprofile",
         )
         self.open = True
