@@ -16,8 +16,8 @@ from session_ext.client import (
     ServerNotFound,
     Supervisor,
     Unauthorized,
+    discovery,
 )
-from session_ext.client import discovery
 
 from ..support.helpers import WAIT
 
