@@ -60,6 +60,7 @@ test: test-ts test-python test-upstream
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.client_overhead
 
 clean:
 	rm -rf $(VENV) .upstream build dist *.egg-info session_ext/labextension labextension/node_modules labextension/lib tests/positron/node_modules
