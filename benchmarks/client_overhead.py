@@ -31,6 +31,7 @@ from websockets.asyncio.client import connect
 
 from session_ext.client import AsyncSupervisor, Supervisor
 
+from .clients import execute_request
 from .measure import summarize
 from .report import machine
 from .server import API, SupervisorServer
@@ -38,33 +39,6 @@ from .server import API, SupervisorServer
 HERE = FsPath(__file__).resolve().parent
 TARGET = 1.1
 SESSION = "bench-client"
-
-
-def raw_request(msg_id: str) -> str:
-    return json.dumps(
-        {
-            "channel": "shell",
-            "header": {
-                "msg_id": msg_id,
-                "msg_type": "execute_request",
-                "username": "bench",
-                "session": "bench",
-                "date": "2026-01-01T00:00:00Z",
-                "version": "5.3",
-            },
-            "parent_header": {},
-            "metadata": {},
-            "content": {
-                "code": "pass",
-                "silent": False,
-                "store_history": True,
-                "user_expressions": {},
-                "allow_stdin": False,
-                "stop_on_error": True,
-            },
-            "buffers": [],
-        }
-    )
 
 
 async def raw_block(server: SupervisorServer, n: int, warmup: int) -> list[float]:
@@ -75,7 +49,7 @@ async def raw_block(server: SupervisorServer, n: int, warmup: int) -> list[float
         for i in range(warmup + n):
             msg_id = uuid.uuid4().hex
             t0 = time.perf_counter()
-            await ws.send(raw_request(msg_id))
+            await ws.send(json.dumps(execute_request(msg_id, "pass")))
             replied = idle = False
             while not (replied and idle):
                 frame = json.loads(await ws.recv())

@@ -100,7 +100,11 @@ class SessionChannel:
     async def open(self) -> None:
         if self._opening is None:
             self._opening = asyncio.ensure_future(self._open())
-        await asyncio.shield(self._opening)
+        try:
+            await asyncio.shield(self._opening)
+        except ClientError:
+            self.closed = True  # the session makes a new channel for the next request
+            raise
 
     async def _open(self) -> None:
         self._ws = await open_websocket(

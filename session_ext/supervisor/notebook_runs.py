@@ -88,7 +88,6 @@ class NotebookRuns:
                 raise bad_request(
                     f"Field 'path' must be an absolute path to an .ipynb; got {path!r}"
                 )
-        await asyncio.to_thread(_check_paths, run.path, run.output_path)
         known = {cell["msg_id"] for cell in session.cells.to_json()}
         unknown = [m for m in run.msg_ids if m not in known and m not in session.queue]
         if unknown:
@@ -96,6 +95,7 @@ class NotebookRuns:
                 f"Field 'msg_ids' names requests this session never queued as notebook cells: "
                 f"{', '.join(unknown[:5])}"
             )
+        await asyncio.to_thread(_check_paths, run.path, run.output_path)
         self._runs[session_id] = run
         self._listen()
         self._check(session_id)
@@ -172,8 +172,12 @@ class NotebookRuns:
 def _check_paths(path: str, output_path: str) -> None:
     try:
         nbformat.read(path, as_version=4)
-    except (OSError, ValueError) as e:
-        raise bad_request(f"Cannot read the notebook {path}: {e}") from None
+    except OSError as e:
+        raise bad_request(f"Cannot read the notebook {path}: {e.strerror}") from None
+    except ValueError as e:  # (its message quotes the file: not echoed)
+        raise bad_request(
+            f"Cannot read the notebook {path}: not a notebook ({type(e).__name__})"
+        ) from None
     directory = os.path.dirname(output_path)
     if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
         raise bad_request(f"Cannot write into {directory} (for {output_path})")

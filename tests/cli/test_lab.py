@@ -7,7 +7,7 @@ import subprocess
 
 from ..support.helpers import WAIT
 from ..support.lab import LabServer
-from ..support.notebooks import make_notebook
+from ..support.notebooks import make_notebook, open_in_lab
 from ..support.terminal import cli_command
 
 
@@ -16,12 +16,7 @@ def test_ls_shows_the_labs_notebooks(tmp_path):
     try:
         lab.start()
         make_notebook(lab.root_dir / "sales.ipynb", "pass")
-        code, model = lab.call(
-            "POST",
-            "/api/sessions",
-            {"path": "sales.ipynb", "type": "notebook", "name": "", "kernel": {"name": "python3"}},
-        )
-        assert code == 201, model
+        model = open_in_lab(lab, "sales.ipynb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_EXT_")}
         result = subprocess.run(
             [*cli_command(), "ls"],

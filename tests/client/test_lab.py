@@ -16,7 +16,7 @@ from session_ext.client.kernel import SupervisorKernelManager
 
 from ..support.helpers import WAIT
 from ..support.lab import LabServer
-from ..support.notebooks import code_cells, make_notebook, stream
+from ..support.notebooks import code_cells, make_notebook, open_in_lab, stream
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +49,7 @@ def wait_running(sv: Supervisor, session_id: str):
 def test_the_client_finds_the_lab_and_runs_code_in_its_notebook(in_lab):
     lab = in_lab
     make_notebook(lab.root_dir / "analysis.ipynb", "a = 1")
-    code, model = lab.call(
-        "POST",
-        "/api/sessions",
-        {"path": "analysis.ipynb", "type": "notebook", "name": "", "kernel": {"name": "python3"}},
-    )
-    assert code == 201, model
+    model = open_in_lab(lab, "analysis.ipynb")
     # the notebook open in a browser: a client of jupyter_server's kernel websocket (until
     # then jupyter_server reports the kernel `starting`, and so does the supervisor)
     page = connect(

@@ -8,9 +8,25 @@ import asyncio
 import uuid
 
 import nbformat
+import pytest
+from jupyter_server.auth.authorizer import Authorizer
 
-from ..support.helpers import WAIT, execute_request
+from ..support.helpers import WAIT, execute_request, server_config
 from ..support.notebooks import code_cells, make_notebook, stream
+
+
+class ContentsAuthorizer(Authorizer):
+    """Everything, and writing files (contents) unless a test says no."""
+
+    writing = True
+
+    def is_authorized(self, handler, user, action, resource):
+        return self.writing or not (resource == "contents" and action == "write")
+
+
+@pytest.fixture
+def jp_server_config():
+    return server_config(authorizer_class=ContentsAuthorizer)
 
 
 async def notebook_session(api, path) -> str:
@@ -125,27 +141,44 @@ async def test_bad_runs_are_refused(api, tmp_path):
         "PUT", f"sessions/{console}/notebook_run", {"path": str(path), "msg_ids": ["m"]}
     )
     assert r.code == 400 and "not a notebook session" in r.json["message"]
-    for body, words in [
-        ({"path": "nb.ipynb", "msg_ids": ["m"]}, "absolute path"),
-        ({"path": str(tmp_path / "missing.ipynb"), "msg_ids": ["m"]}, "Cannot read"),
-        ({"path": str(path), "msg_ids": []}, "msg_ids"),
-        ({"path": str(path), "msg_ids": ["never-queued"]}, "never queued"),
-        (
-            {"path": str(path), "output_path": "/nonexistent/x.ipynb", "msg_ids": ["m"]},
-            "Cannot write",
-        ),
-    ]:
-        r = await api.call("PUT", url, body)
-        assert r.code == 400 and words in r.json["message"], (body, r)
     channel = await api.channels(session_id)
     [long] = queue_cells(channel, path, ["import time; time.sleep(30)"])
     await channel.until(
         lambda m: m.get("channel") == "iopub" and m["parent_header"].get("msg_id") == long
     )
+    (tmp_path / "secret.ipynb").write_text("not json: a secret")
+    for body, words in [
+        ({"path": "nb.ipynb", "msg_ids": [long]}, "absolute path"),
+        ({"path": str(path), "msg_ids": []}, "msg_ids"),
+        ({"path": str(path), "msg_ids": ["never-queued"]}, "never queued"),
+        ({"path": str(tmp_path / "missing.ipynb"), "msg_ids": [long]}, "Cannot read"),
+        ({"path": str(tmp_path / "secret.ipynb"), "msg_ids": [long]}, "not a notebook"),
+        (
+            {"path": str(path), "output_path": "/nonexistent/x.ipynb", "msg_ids": [long]},
+            "Cannot write",
+        ),
+    ]:
+        r = await api.call("PUT", url, body)
+        assert r.code == 400 and words in r.json["message"], (body, r)
+        assert "secret" not in r.json["message"].replace("secret.ipynb", "")
     body = {"path": str(path), "msg_ids": [long]}
     assert (await api.call("PUT", url, body)).code == 200
     r = await api.call("PUT", url, body)
     assert (r.code, r.json["code"]) == (409, "conflict")
     await api.ok("POST", f"sessions/{session_id}/interrupt")
     assert (await run_of(api, session_id))["status"] == "written"
+    channel.close()
+
+
+async def test_writing_needs_the_authorizers_consent_for_contents(api, tmp_path, monkeypatch):
+    monkeypatch.setattr(ContentsAuthorizer, "writing", False)
+    path = make_notebook(tmp_path / "nb.ipynb", "pass")
+    session_id = await notebook_session(api, path)
+    channel = await api.channels(session_id)
+    msg_ids = queue_cells(channel, path)
+    await channel.idle_of(msg_ids[0])
+    r = await api.call(
+        "PUT", f"sessions/{session_id}/notebook_run", {"path": str(path), "msg_ids": msg_ids}
+    )
+    assert (r.code, r.json["code"]) == (403, "forbidden")
     channel.close()

@@ -27,3 +27,14 @@ def code_cells(path: Path) -> list:
 
 def stream(cell) -> str:
     return "".join(o.get("text", "") for o in cell.outputs if o["output_type"] == "stream")
+
+
+def open_in_lab(lab, name: str) -> dict:
+    """A notebook of the lab's root opened as JupyterLab opens one (POST /api/sessions)."""
+    code, model = lab.call(
+        "POST",
+        "/api/sessions",
+        {"path": name, "type": "notebook", "name": "", "kernel": {"name": "python3"}},
+    )
+    assert code == 201, model
+    return model
