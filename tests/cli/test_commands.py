@@ -4,7 +4,10 @@ status, and one clear line (never a traceback) for an expected failure."""
 from __future__ import annotations
 
 import os
+import queue
+import signal
 import subprocess
+import threading
 import time
 
 import nbformat
@@ -174,3 +177,35 @@ def test_servers_and_the_connection_file(cli, supervisor_server):
         env={"JUPYTER_RUNTIME_DIR": "/nonexistent"},
     )
     assert status == 0 and "connection file" in err
+
+
+def test_logs_follow_the_events(supervisor_server, client, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_EXT_")}
+    env["JUPYTER_RUNTIME_DIR"] = str(supervisor_server.runtime_dir)
+    proc = subprocess.Popen(
+        [*cli_command(), "logs", "-f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    try:
+        session = client.create_session("python3", start=True)
+        assert session.execute("pass").result(WAIT).ok
+        sid = session.session_id
+        seen = []
+        deadline = time.monotonic() + WAIT
+        # the events as they come, or (if it subscribed late) the snapshot's state
+        while not any(f"{sid} status idle" in x or f"{sid} idle (queue 0)" in x for x in seen):
+            assert time.monotonic() < deadline, seen
+            try:
+                seen.append(lines.get(timeout=1))
+            except queue.Empty:
+                pass
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(WAIT) == 0
+        assert "Traceback" not in proc.stderr.read()

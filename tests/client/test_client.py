@@ -20,6 +20,7 @@ from session_ext.client import (
 )
 
 from ..support.helpers import WAIT
+from ..support.kcserver import KcServer
 
 # Three lines a second apart, stdout and stderr taking turns, then a result.
 SLOW = (
@@ -228,3 +229,25 @@ def test_discovery_finds_the_running_server(supervisor_server, monkeypatch, tmp_
     monkeypatch.setenv(discovery.CONNECTION_FILE_ENV, str(supervisor_server.connection_file))
     with Supervisor.discover() as sv:
         assert sv.endpoint.source.startswith("connection file")
+
+
+def test_over_a_unix_socket_from_kallichores_server_state(tmp_path):
+    """`session-ext-kcserver --transport socket`, as Positron starts it: the client reaches
+    the API and the channels through the unix socket of its server state."""
+    server = KcServer(tmp_path)
+    try:
+        state = server.start_like_positron("socket")
+        assert state["transport"] == "socket"
+        (tmp_path / "state.json").write_text(json.dumps(state))
+
+        async def go():
+            async with AsyncSupervisor.from_connection_file(tmp_path / "state.json") as sv:
+                assert (await sv.status()).server_id == state["server_id"]
+                session = await sv.create_session("python3", start=True)
+                reply = await session.execute("print(1 + 1)")
+                await session.delete(force=True)
+                return reply
+
+        assert run(go()).stdout == "2\n"
+    finally:
+        server.cleanup()
