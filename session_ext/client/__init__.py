@@ -17,7 +17,6 @@ server (no jupyter_server, tornado or ZeroMQ).
 """
 
 from session_ext.client.aio import AsyncSession, AsyncSupervisor, EventStream
-from session_ext.client.channel import AsyncExecution
 from session_ext.client.discovery import Endpoint, find_servers
 from session_ext.client.errors import (
     ApiError,
@@ -27,6 +26,7 @@ from session_ext.client.errors import (
     ServerNotFound,
     Unauthorized,
 )
+from session_ext.client.execution import AsyncExecution
 from session_ext.client.models import (
     CellExecution,
     Event,

@@ -15,15 +15,10 @@ import httpx
 import websockets
 
 from session_ext.client import discovery
-from session_ext.client.channel import (
-    AsyncExecution,
-    OutputCallback,
-    SessionChannel,
-    StdinCallback,
-    open_websocket,
-)
+from session_ext.client.channel import SessionChannel, open_websocket
 from session_ext.client.discovery import Endpoint, auth_headers, quoted
 from session_ext.client.errors import ApiError, ServerNotFound, api_error
+from session_ext.client.execution import AsyncExecution, OutputCallback, StdinCallback
 from session_ext.client.models import (
     CellExecution,
     Event,

@@ -17,8 +17,8 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from session_ext.client import discovery
 from session_ext.client.aio import TIMEOUT, AsyncSession, AsyncSupervisor, EventStream
-from session_ext.client.channel import AsyncExecution, OutputCallback, StdinCallback
 from session_ext.client.discovery import Endpoint
+from session_ext.client.execution import AsyncExecution, OutputCallback, StdinCallback
 from session_ext.client.models import (
     CellExecution,
     Event,

@@ -14,7 +14,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from session_ext.client import notebook
 from session_ext.client.aio import AsyncSession, AsyncSupervisor
-from session_ext.client.channel import AsyncExecution
 from session_ext.client.cli.common import (
     Context,
     CtrlC,
@@ -26,6 +25,7 @@ from session_ext.client.cli.common import (
     out,
 )
 from session_ext.client.errors import ApiError, NotFound
+from session_ext.client.execution import AsyncExecution
 from session_ext.client.models import NotebookRun, SessionInfo
 
 ACCEPT_TIMEOUT = 60.0  # the server has every cell (queued, on disk in durable mode)

@@ -9,10 +9,10 @@ import sys
 from typing import Any
 
 from session_ext.client.aio import AsyncSession, AsyncSupervisor
-from session_ext.client.channel import AsyncExecution
 from session_ext.client.cli.common import Context, CtrlC, err, find_session, note, session_of
 from session_ext.client.cli.render import Renderer
 from session_ext.client.errors import ApiError
+from session_ext.client.execution import AsyncExecution
 from session_ext.client.models import ExecuteReply
 
 IS_COMPLETE_TIMEOUT = 0.5  # the kernel answers after the cell it runs: don't wait for that
