@@ -328,7 +328,7 @@ def fetch(ctx: Context, notebook, session_ref, output):
 
 def entry() -> None:
     try:
-        main(standalone_mode=True)
+        main(prog_name="session-ext")
     except KeyboardInterrupt:
         err.print("")
         sys.exit(130)
