@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8888
 
-.PHONY: run supervisor kcserver test test-ts test-python test-upstream bench chromium sshd clean
+.PHONY: run supervisor kcserver test test-ts test-python test-upstream bench chromium sshd tmux clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ chromium:
 sshd:
 	@command -v /usr/sbin/sshd >/dev/null || (apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null)
 
+# The command line's tests run `session-ext` in a real terminal (tests/support/terminal.py).
+tmux:
+	@command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux >/dev/null)
+
 test-ts: $(STAMP)
 	cd labextension && ../$(BIN)/jlpm install --immutable >/dev/null && ../$(BIN)/jlpm test
 
@@ -48,7 +52,7 @@ $(POSITRON_NODE): tests/positron/package.json tests/positron/package-lock.json
 	cd tests/positron && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test-python: $(STAMP) chromium sshd $(POSITRON_NODE)
+test-python: $(STAMP) chromium sshd tmux $(POSITRON_NODE)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # jupyter_server's own tests (the installed version's sdist), run without and with session_ext:
@@ -60,6 +64,7 @@ test: test-ts test-python test-upstream
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.client_overhead
 
 clean:
 	rm -rf $(VENV) .upstream build dist *.egg-info session_ext/labextension labextension/node_modules labextension/lib tests/positron/node_modules

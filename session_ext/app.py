@@ -21,6 +21,7 @@ from traitlets import Bool, Enum, Float, Int, Unicode, default
 from session_ext._version import __version__
 from session_ext.api import mcp as mcp_handlers
 from session_ext.api import rest, websocket
+from session_ext.api.notebook_run import NotebookRunHandler
 from session_ext.core import internals
 from session_ext.core.config import SupervisorConfig
 from session_ext.integration import hooks as integration
@@ -29,6 +30,7 @@ from session_ext.kallichore.unix_channels import ChannelSockets
 from session_ext.mcp.server import McpService
 from session_ext.store.database import SessionStore, StoreError
 from session_ext.supervisor.events import EventBus
+from session_ext.supervisor.notebook_runs import NotebookRuns
 from session_ext.supervisor.registry import Supervisor
 
 SESSION = r"(?P<session_id>[^/]+)"
@@ -241,6 +243,7 @@ class SessionExtApp(ExtensionApp):
             self.supervisor_config(), self.serverapp.kernel_manager, self.events, store
         )
         integration.connect(self.serverapp, self.supervisor, self.settings)
+        self.notebook_runs = NotebookRuns(self.supervisor, self.events)
         self.mcp = McpService(
             self.supervisor,
             store,
@@ -281,6 +284,7 @@ class SessionExtApp(ExtensionApp):
             ("execute", rest.ExecuteHandler),
             ("history", rest.HistoryHandler),
             ("cells", rest.CellsHandler),
+            ("notebook_run", NotebookRunHandler),
             ("queue", rest.QueueHandler),
             ("queue/(?P<msg_id>[^/]+)", rest.QueuedRequestHandler),
             ("channels", websocket.ChannelsHandler),

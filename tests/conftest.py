@@ -90,3 +90,23 @@ def jp_server_cleanup(jp_asyncio_loop):
         except OSError:
             pass
     pytest.fail(f"kernel processes left behind: {[p.pid for p in leaked]}")
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory):
+    """One `jupyter session-ext` subprocess for a module's tests (``supervisor_server``
+    empties it after each test); every kernel stops with it."""
+    srv = StandaloneServer(tmp_path_factory.mktemp("standalone")).start(timeout=60)
+    yield srv
+    srv.call("POST", "shutdown")  # durable mode keeps kernels over a SIGTERM: stop them first
+    srv.stop()
+    srv.cleanup()
+
+
+@pytest.fixture
+def supervisor_server(standalone):
+    """The module's server; the sessions a test made are deleted (their kernels stopped)
+    at its end."""
+    yield standalone
+    for session in standalone.ok("GET", "sessions")["sessions"]:
+        standalone.call("DELETE", f"sessions/{session['session_id']}?force=true", timeout=60)

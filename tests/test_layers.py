@@ -1,7 +1,8 @@
 """The package's layers, as the README's Layout draws them: each subpackage imports only the
 ones to its left (``core ← wire ← kernel ← session ← store ← supervisor ← {integration | api |
-kallichore | mcp} ← app``), the four top siblings never import each other, and the MCP
-bridge starts without the server."""
+kallichore | mcp | client} ← app``), the top siblings never import each other, the MCP
+bridge starts without the server, and the client (session_ext.client: the Python client,
+the nbclient pair, the `session-ext` command line) imports nothing of the server at all."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.unit
 
 PACKAGE = Path(__file__).resolve().parents[1] / "session_ext"
 ORDER = ["core", "wire", "kernel", "session", "store", "supervisor"]
-TOP = {"integration", "api", "kallichore", "mcp"}
+TOP = {"integration", "api", "kallichore", "mcp", "client"}
 
 
 def rank(layer: str) -> int:
@@ -104,6 +105,38 @@ def test_the_mcp_bridge_starts_without_the_server():
         "import sys, session_ext.mcp.bridge; "
         "print(sorted(m for m in ('jupyter_server', 'uvicorn', 'tornado', 'zmq') if m in sys.modules))"
     )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_client_imports_nothing_of_the_server():
+    """A program that uses the client runs without jupyter_server: session_ext.client
+    imports only itself and the package's version."""
+    wrong = [
+        f"{module}:{line} imports {target}"
+        for path, module in modules()
+        if layer_of(module) == "client"
+        for line, target in imports(path)
+        if not target.startswith("session_ext.client") and target != "session_ext._version"
+    ]
+    assert wrong == []
+
+
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [
+        # the client and the command line: no server, no tornado, ZeroMQ or jupyter_client
+        ("session_ext.client, session_ext.client.cli", ("tornado", "jupyter_client", "zmq")),
+        # the nbclient pair is a jupyter_client KernelManager/KernelClient (and so pyzmq and
+        # tornado, which jupyter_client imports)
+        ("session_ext.client.kernel", ()),
+    ],
+)
+def test_the_client_starts_without_the_server(module, absent):
+    names = ("jupyter_server", "session_ext.app", "session_ext.supervisor", *absent)
+    code = f"import sys, {module}; print(sorted(m for m in {names!r} if m in sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
