@@ -59,7 +59,12 @@ def test_client_drives_a_standalone_supervisor(server):
             and msg["content"]["name"] == "stdout"
         ):
             text += msg["content"]["text"]
-        if msg.get("channel") == "shell" and msg["parent_header"].get("msg_id") == "m1":
+        if (  # the outputs come before the request's idle (the reply, on shell, may not)
+            msg.get("channel") == "iopub"
+            and msg["header"]["msg_type"] == "status"
+            and msg["content"]["execution_state"] == "idle"
+            and msg["parent_header"].get("msg_id") == "m1"
+        ):
             break
     assert text == "42\n"
     ws.close()
