@@ -51,8 +51,8 @@ def is_local(km: Any) -> bool:
 
 
 def local_process(km: Any) -> Any:
-    """The provisioner's Popen, when it has a local one (for the exit code)."""
-    return getattr(km.provisioner, "process", None) if is_local(km) else None
+    """The provisioner's Popen (or ReattachedProcess), when it has a local one."""
+    return km.provisioner.process if is_local(km) else None
 
 
 # A remote provisioner's poll is a network round trip (gateway-provisioners: a TCP connection
@@ -173,9 +173,8 @@ def jsonable(value: Any) -> Any:
 
 class ReattachedProcess:
     """A kernel process started by an earlier server (durable mode): what LocalProvisioner
-    needs of a Popen, by pid. Not our child, so its exit code is unknown."""
+    needs of a Popen, by pid. Not our child, so its exit code is unknown (``exit_code_of``)."""
 
-    exit_code_known = False
     stdin = stdout = stderr = None  # LocalProvisioner.wait closes these if set
 
     def __init__(self, pid: int, create_time: float | None):
@@ -237,7 +236,12 @@ async def reattach_provisioner(km: Any, info: dict[str, Any]) -> None:
 
 def exit_code(km: Any) -> int | None:
     """The kernel's exit code, when the provisioner knows it."""
-    process = local_process(km)
-    if process is None or not getattr(process, "exit_code_known", True):
+    return exit_code_of(local_process(km))
+
+
+def exit_code_of(process: Any) -> int | None:
+    """A local process's exit code (None while it runs); never known for a re-attached one,
+    which is not our child (its ``returncode`` only says that it has gone)."""
+    if process is None or isinstance(process, ReattachedProcess):
         return None
     return process.returncode
