@@ -155,6 +155,7 @@ class KernelProcess:
         self.process_id = provisioning.local_pid(km)
         self.placement = provisioning.placement(km, info or self.provisioner_info)
         self._process_key = provisioning.process_key(km)
+        provisioning.never_blocks(km)  # (jupyter_server's shutdowns of it too)
 
     def _new_manager(self, named: bool = True, kernelspec_required: bool = True) -> KernelManager:
         km = launch.session_kernel_manager(
@@ -361,6 +362,7 @@ class KernelProcess:
             log.exception("Cleaning up the kernel %s", self.kernel_id)
 
     async def _shutdown_kernel(self, now: bool) -> None:
+        provisioning.never_blocks(self.km)  # (a provisioner jupyter_server made since)
         await ensure_async(self.km.shutdown_kernel(now=now))
 
     def _close_connection(self) -> None:

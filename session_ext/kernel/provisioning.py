@@ -20,6 +20,8 @@ from typing import Any
 import psutil
 from jupyter_client.provisioning import KernelProvisionerFactory, LocalProvisioner
 
+from session_ext.core import internals
+
 
 def factory(multi_kernel_manager: Any) -> KernelProvisionerFactory:
     """jupyter_client's provisioner factory, configured as the kernel managers use it."""
@@ -48,6 +50,14 @@ def launches_locally(kernel_spec: Any, multi_kernel_manager: Any) -> bool:
 def is_local(km: Any) -> bool:
     """Whether ``km``'s kernel is a local process of ours."""
     return isinstance(km.provisioner, LocalProvisioner)
+
+
+def never_blocks(km: Any) -> None:
+    """No call of ``km``'s provisioner may block the event loop: gateway-provisioners' wait
+    for a process of its own would (internals.py; it is ended after the kernel manager's
+    ``shutdown_wait_time`` instead)."""
+    if km.provisioner is not None:
+        internals.gateway_provisioner_reaps_in_background(km.provisioner, km.shutdown_wait_time)
 
 
 def local_process(km: Any) -> Any:

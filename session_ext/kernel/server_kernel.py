@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from jupyter_core.utils import ensure_async
 
+from session_ext.kernel import provisioning
 from session_ext.kernel.process import KernelProcess
 
 
@@ -17,6 +18,7 @@ class ServerKernel(KernelProcess):
 
     async def _shut_down(self, now: bool) -> None:
         if self.kernel_id in self.mkm:
+            provisioning.never_blocks(self.mkm.get_kernel(self.kernel_id))
             await ensure_async(self.mkm.shutdown_kernel(self.kernel_id, now=now))
 
     def record_state(self, execution_state: str) -> None:
