@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
+import threading
 from typing import Any
 
 # utcnow lives in a private module; it is what jupyter_server itself stamps activity with.
@@ -155,6 +157,51 @@ def gateway_provisioners_nonblocking() -> None:
         )
         return
     os.environ["GP_SOCKET_TIMEOUT"] = "0"
+
+
+def gateway_provisioner_reaps_in_background(provisioner: Any, grace: float) -> None:
+    """Let a gateway-provisioners provisioner's ``wait`` not block the event loop.
+
+    ``RemoteProvisionerBase.wait`` calls ``self.local_proc.wait()``, a blocking Popen.wait,
+    when it runs a process here: the kernel itself for ``DistributedProvisioner`` with
+    ``localhost`` (or another address of this machine) among its hosts, the launcher for the
+    others. jupyter_client calls ``wait`` once the provisioner's poll says the kernel has
+    gone, which DistributedProvisioner says as soon as it has stopped the launcher's
+    listener, so jupyter_client never signals the kernel itself; and ipykernel 7 under
+    gateway-provisioners' launcher does not exit after a shutdown request here (it spins
+    polling its closed stdin): the server froze for good. Now a process still running is
+    reaped on a daemon thread, ended as jupyter_client ends a local kernel that does not
+    exit (SIGTERM after ``grace``/2 s, SIGKILL after ``grace``), and ``wait`` returns at
+    once, as it does for a kernel on another host. Replaces the instance's ``wait`` (once).
+    Checked against gateway-provisioners 0.5.0.
+    """
+    module = sys.modules.get("gateway_provisioners.remote_provisioner")
+    base = getattr(module, "RemoteProvisionerBase", None)
+    if base is None or not isinstance(provisioner, base) or "wait" in vars(provisioner):
+        return
+    wait = provisioner.wait
+
+    async def reap_in_background() -> int | None:
+        process = provisioner.local_proc
+        if process is None:
+            return await wait()  # polls the listener: it waits without blocking
+        code = process.poll()
+        if code is None:
+            reaper = threading.Thread(target=_end, args=(process, grace), daemon=True)
+            reaper.start()
+        return code
+
+    provisioner.wait = reap_in_background
+
+
+def _end(process: subprocess.Popen, grace: float) -> None:
+    for stop in (process.terminate, process.kill):
+        try:
+            process.wait(grace / 2)
+            return
+        except subprocess.TimeoutExpired:
+            stop()
+    process.wait()
 
 
 # --- a server whose kernels are a gateway's (jupyter_server's GatewayWebSocketConnection) ---

@@ -21,6 +21,26 @@ log = logging.getLogger(__name__)
 
 
 STDIN_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+CONNECTION_FIELDS = (
+    "control_port",
+    "shell_port",
+    "stdin_port",
+    "hb_port",
+    "iopub_port",
+    "signature_scheme",
+    "key",
+    "transport",
+    "ip",
+)
+
+
+def connection_info(km: Any) -> dict[str, Any]:
+    """A kernel's connection info as the API shows it (Kallichore's fields; the key a str)."""
+    info = km.get_connection_info()
+    out = {k: info[k] for k in CONNECTION_FIELDS}
+    if isinstance(out["key"], bytes):
+        out["key"] = out["key"].decode()
+    return out
 
 
 def _stream(

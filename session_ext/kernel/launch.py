@@ -105,6 +105,27 @@ def new_kernel_manager(
     return km
 
 
+def session_kernel_manager(
+    multi_kernel_manager: Any,
+    kernel_id: str,
+    spec: SessionSpec,
+    named: bool = True,
+    kernelspec_required: bool = True,
+) -> Any:
+    """A kernel manager for a session's kernel: from its named kernelspec (``named``; one
+    that was removed is an error only if ``kernelspec_required``) with the session's argv."""
+    mkm = multi_kernel_manager
+    name = spec.kernel_name if named else None
+    base = None
+    if name:
+        try:
+            base = load_kernelspec(mkm.kernel_spec_manager, name)
+        except SupervisorError:
+            if kernelspec_required:
+                raise
+    return new_kernel_manager(mkm, kernel_id, build_kernel_spec(spec, base), name)
+
+
 def kernel_env(actions: list[dict[str, str]], secrets: tuple[str, ...]) -> dict[str, str]:
     """The server's environment without its secrets, with the session's env actions applied."""
     base = {k: v for k, v in os.environ.items() if v not in secrets and k not in SERVER_ENV}

@@ -1,6 +1,10 @@
 """One session's kernel process through jupyter_client: launch, adopt, re-attach, stop, kill,
 exit watch, the startup handshake and the heartbeat.
 
+A kernel of ours: we start, stop and reap it, and list it in /api/kernels. jupyter_server's own
+kernels (a notebook's or a console's, which we only connect to) are the other kind:
+``ServerKernel`` (server_kernel.py).
+
 It knows nothing of clients or queues: what the kernel says goes to ``on_message``, what its
 process prints to ``on_output``, heartbeat changes to ``on_heartbeat`` (set by the owner).
 Every failure to start leaves nothing behind (no process, no sockets) and raises StartupError.
@@ -8,15 +12,12 @@ Every failure to start leaves nothing behind (no process, no sockets) and raises
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
-from concurrent.futures import Future as ConcurrentFuture
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import zmq
 from jupyter_client.session import Session
 from jupyter_core.utils import ensure_async
 
@@ -26,32 +27,23 @@ from session_ext.core.errors import (
     EXITED_ABNORMALLY,
     INTERRUPT_FAILED,
     NO_CONNECTION_INFO,
-    PROCESS_START_FAILED,
-    ZMQ_CONNECT_TIMEOUT,
     StartupError,
     SupervisorError,
     bad_request,
 )
 from session_ext.core.spec import SessionSpec
-from session_ext.kernel import launch, provisioning
-from session_ext.kernel.connection import KernelConnection
+from session_ext.kernel import launch, provisioning, startup
+from session_ext.kernel.connection import KernelConnection, connection_info
 from session_ext.kernel.handshake import KernelInfoHandshake
 from session_ext.kernel.output import ProcessOutput
 from session_ext.wire.messages import KernelMessage, make_message
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from jupyter_client.manager import KernelManager
+    from jupyter_server.services.kernels.kernelmanager import MappingKernelManager
 
-CONNECTION_FIELDS = (
-    "control_port",
-    "shell_port",
-    "stdin_port",
-    "hb_port",
-    "iopub_port",
-    "signature_scheme",
-    "key",
-    "transport",
-    "ip",
-)
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _ignore(*args: Any) -> None:
@@ -64,20 +56,16 @@ class KernelProcess:
         kernel_id: str,
         spec: SessionSpec,
         config: SupervisorConfig,
-        multi_kernel_manager: Any,
-        owned_by_server: bool = False,
+        multi_kernel_manager: MappingKernelManager,
     ):
         self.kernel_id = kernel_id
         self.spec = spec
         self.config = config
         self.mkm = multi_kernel_manager
-        # A notebook/console kernel of jupyter_server's: the server starts, restarts and shuts
-        # it down (through its kernel manager); we only connect to it.
-        self.owned_by_server = owned_by_server
         self.on_message: Callable[[KernelMessage], None] = _ignore
         self.on_output: Callable[[str, str], None] = _ignore
         self.on_heartbeat: Callable[[bool], None] = _ignore
-        self.km: Any = None
+        self.km: KernelManager | None = None
         self.conn: KernelConnection | None = None
         self.output: ProcessOutput | None = None
         self.msg_session: Session | None = None
@@ -105,33 +93,18 @@ class KernelProcess:
     async def launch(self, cwd: str, env: dict[str, str], deadline: float) -> dict[str, Any]:
         """Start the kernel through jupyter_client and its provisioner; its kernel_info."""
         spec = self.spec
-        base = None
-        if spec.kernel_name:
-            base = launch.load_kernelspec(self.mkm.kernel_spec_manager, spec.kernel_name)
-        km = self._new_manager(base, spec.kernel_name)
+        km = self._new_manager()
         # Popen's arguments (output files, the parent-death watch) only for a local process:
         # another provisioner runs the kernel elsewhere, and may pass its own.
         local = provisioning.launches_locally(km.kernel_spec, self.mkm)
         launch.check_program(spec.argv, env, cwd, on_this_machine=local)
         self.km = km
         self.output = output = self._open_output() if local else None
-        popen = (
-            dict(
-                stdout=output.stdout,
-                stderr=output.stderr,
-                independent=self.config.keep_kernels_on_shutdown,
-            )
-            if output is not None
-            else {}
-        )
-        try:
-            await asyncio.wait_for(
-                ensure_async(km.start_kernel(env=env, cwd=cwd, kernel_id=self.kernel_id, **popen)),
-                max(deadline - time.monotonic(), 0.1),
-            )
-        except Exception as e:
-            why = str(e) or type(e).__name__  # (a timeout says nothing)
-            await self._fail(PROCESS_START_FAILED, f"The kernel could not be launched: {why}")
+        popen = {}
+        if output is not None:
+            independent = self.config.keep_kernels_on_shutdown
+            popen = dict(stdout=output.stdout, stderr=output.stderr, independent=independent)
+        await self._starting(startup.start_process(km, self.kernel_id, cwd, env, popen, deadline))
         self.provisioner_info = await provisioning.provisioner_info(km)
         self._placed(km)
         return await self.handshake(deadline)
@@ -139,7 +112,7 @@ class KernelProcess:
     def adopt(self, connection_info: dict[str, Any]) -> None:
         """Take a kernel that something else started (no process of ours); 400 if its
         connection info is unusable. ``handshake`` connects."""
-        km = self._new_manager(None, None)
+        km = self._new_manager(named=False)
         try:
             km.load_connection_info(connection_info)
         except Exception as e:
@@ -150,13 +123,7 @@ class KernelProcess:
     async def reattach(self, data: dict[str, Any]) -> None:
         """Durable mode: the kernel an earlier server left running, from its stored connection
         and provisioner info. StartupError if it is gone. ``handshake`` connects."""
-        base = None
-        if self.spec.kernel_name:
-            try:
-                base = launch.load_kernelspec(self.mkm.kernel_spec_manager, self.spec.kernel_name)
-            except SupervisorError:
-                pass  # the kernelspec was removed; the running kernel does not need it
-        km = self._new_manager(base, self.spec.kernel_name)
+        km = self._new_manager(kernelspec_required=False)  # (the kernel runs without it)
         km.load_connection_info(data["connection_info"])
         if data.get("provisioner_info"):
             await provisioning.reattach_provisioner(km, data["provisioner_info"])
@@ -169,22 +136,11 @@ class KernelProcess:
         self.output = self._open_output() if provisioning.is_local(km) else None
 
     async def wait_for_server_kernel(self, wanted: Callable[[], bool]) -> bool:
-        """The kernel jupyter_server started (or restarted) for its session, once it is
-        ready (a pending kernel has no ports yet) and once a client has talked to it:
-        jupyter_server reports a kernel nobody has talked to as `starting` (its clients'
-        nudge makes it idle), and our handshake must not be the first to talk, or
-        /api/kernels would say what stock never says. False once no longer ``wanted``."""
-        try:
-            km = self.mkm.get_kernel(self.kernel_id)
-            ready = km.ready  # jupyter_client's: asyncio's or concurrent.futures' Future
-            await (asyncio.wrap_future(ready) if isinstance(ready, ConcurrentFuture) else ready)
-        except Exception as e:
-            raise StartupError(
-                PROCESS_START_FAILED, f"jupyter_server could not start the kernel: {e}", None, ""
-            ) from None
-        while wanted() and internals.reported_starting(km):  # noqa: ASYNC110 (jupyter_server's flag: no event to wait on)
-            await asyncio.sleep(0.1)
-        if not wanted():
+        """Take the kernel jupyter_server started or restarted (its own, or one of ours that
+        JupyterLab restarted) once it is ready (startup.server_kernel); ``handshake``
+        connects. False once no longer ``wanted``."""
+        km = await startup.server_kernel(self.mkm, self.kernel_id, wanted)
+        if km is None:
             return False
         self.km = km
         self._placed(km, await provisioning.provisioner_info(km))
@@ -199,13 +155,11 @@ class KernelProcess:
         self.process_id = provisioning.local_pid(km)
         self.placement = provisioning.placement(km, info or self.provisioner_info)
         self._process_key = provisioning.process_key(km)
+        provisioning.never_blocks(km)  # (jupyter_server's shutdowns of it too)
 
-    async def restart_server_kernel(self) -> None:
-        await ensure_async(self.mkm.restart_kernel(self.kernel_id))
-
-    def _new_manager(self, base: Any, kernel_name: str | None) -> Any:
-        km = launch.new_kernel_manager(
-            self.mkm, self.kernel_id, launch.build_kernel_spec(self.spec, base), kernel_name
+    def _new_manager(self, named: bool = True, kernelspec_required: bool = True) -> KernelManager:
+        km = launch.session_kernel_manager(
+            self.mkm, self.kernel_id, self.spec, named, kernelspec_required
         )
         km.shutdown_wait_time = self.config.shutdown_wait
         return km
@@ -226,25 +180,26 @@ class KernelProcess:
     async def handshake(
         self, deadline: float, channel: str = "shell", kill_on_timeout: bool = True
     ) -> dict[str, Any]:
-        """Connect, then kernel_info_request until the reply and an iopub message arrive
-        (jupyter_server's "nudge"), watching for the process exiting and for the deadline.
-        Then the kernel is ready: registered with the server, its heartbeat watched."""
+        """Connect, then the kernel_info handshake (startup.py). Then the kernel is ready:
+        listed with the server, its heartbeat watched."""
         if self.conn is None:
-            await self._connect()
+            self.msg_session = startup.message_session(
+                self.km, self.spec.username, self._session_id
+            )
+            self.conn = await self._starting(
+                startup.connect(self.km, self.msg_session, self._receive)
+            )
         self._handshake = handshake = KernelInfoHandshake()
-
-        def request() -> str:
-            msg = make_message(self.msg_session, channel, "kernel_info_request", {})
-            self.conn.send(channel, msg)
-            return msg["header"]["msg_id"]
-
-        if not await handshake.run(
-            request, lambda: self._check_starting(deadline, kill_on_timeout)
+        timeout = self.spec.connection_timeout
+        if not await self._starting(
+            startup.handshake(
+                self.km, self.conn, handshake, channel, deadline, timeout, kill_on_timeout
+            )
         ):
             log.warning(
                 "Kernel %s did not answer within %s s; taken as it is (busy?)",
                 self.kernel_id,
-                self.spec.connection_timeout,
+                timeout,
             )
         elif not await self.conn.wait_for_stdin(min(max(deadline - time.monotonic(), 0), 5)):
             log.warning(
@@ -252,52 +207,23 @@ class KernelProcess:
             )
         if self.output is not None:
             self.output.poll()  # what the kernel printed while starting comes before `idle`
-        if not self.owned_by_server:
-            internals.register_kernel(self.mkm, self.kernel_id, self.km)
+        self._list()
         self.conn.start_heartbeat(
             self.config.heartbeat_interval, self.config.heartbeat_timeout, self._heartbeat
         )
         return handshake.reply or {}
 
-    async def _connect(self) -> None:
-        km = self.km
-        reused = {"session": self._session_id} if self._session_id else {}
-        self.msg_session = Session(
-            key=km.session.key,
-            signature_scheme=km.session.signature_scheme,
-            username=self.spec.username,
-            **reused,
-        )
+    async def _starting(self, step: Awaitable[T]) -> T:
+        """A step of the startup (startup.py); if it fails, nothing is left behind."""
         try:
-            self.conn = KernelConnection(km, self.msg_session, self._receive)
-        except zmq.ZMQError as e:
-            await self._fail(ZMQ_CONNECT_TIMEOUT, f"Could not connect to the kernel: {e}")
+            return await step
+        except startup.StartupFailed as e:
+            await self._fail(e.code, e.message, e.exit_code)
 
-    async def _check_starting(self, deadline: float, kill_on_timeout: bool) -> bool:
-        """Fail if the process has exited; past the deadline, fail (and kill it) or, for a
-        kernel that must not be killed, return True."""
-        if self.km.has_kernel and not await ensure_async(self.km.is_alive()):
-            code = provisioning.exit_code(self.km)  # (a remote provisioner's poll says 0)
-            await self._fail(
-                EXITED_ABNORMALLY, f"The kernel exited during startup (code {code})", code
-            )
-        if time.monotonic() > deadline:
-            if not kill_on_timeout:
-                return True
-            await self._fail(
-                ZMQ_CONNECT_TIMEOUT,
-                f"The kernel did not answer within {self.spec.connection_timeout} s",
-            )
-        return False
-
-    async def _fail(self, code: str, message: str, exit_code: int | None = None) -> None:
+    async def _fail(self, code: str, message: str, exit_code: int | None = None) -> NoReturn:
         """Leave nothing behind (no process, no sockets) and raise the StartupError."""
         self._close_connection()
-        if self.km is not None and not self.owned_by_server:
-            try:
-                await ensure_async(self.km.shutdown_kernel(now=True))
-            except Exception:
-                log.exception("Cleaning up the kernel %s", self.kernel_id)
+        await self._discard()
         output = ""
         if self.output is not None:
             output = self.output.read_all()
@@ -341,21 +267,22 @@ class KernelProcess:
 
     def record_state(self, execution_state: str) -> None:
         """The kernel's busy/idle, for /api/kernels (the server watches its own kernels)."""
-        if not self.owned_by_server and self.km is not None:
+        if self.km is not None:
             internals.record_activity(self.mkm, self.km, execution_state)
 
     # --- stopping --------------------------------------------------------------------------
 
     async def stop(self, now: bool) -> int | None:
         """Shut the kernel down (a kill after ``shutdown_wait``; at once with ``now``); its exit
-        code when known. An adopted kernel is asked to exit with a shutdown_request."""
+        code when known."""
+        process = provisioning.local_process(self.km) if self.km is not None else None
+        await self._shut_down(now)
+        return provisioning.exit_code_of(process)  # (the provisioner lets go of it meanwhile)
+
+    async def _shut_down(self, now: bool) -> None:
+        """Through jupyter_client; an adopted kernel is asked to exit with a shutdown_request."""
         km = self.km
-        process = provisioning.local_process(km) if km is not None else None
-        known = process is not None and getattr(process, "exit_code_known", True)
-        if self.owned_by_server:
-            if self.kernel_id in self.mkm:
-                await ensure_async(self.mkm.shutdown_kernel(self.kernel_id, now=now))
-        elif km is not None and km.has_kernel:
+        if km is not None and km.has_kernel:
             if not now and not provisioning.is_local(km):
                 # jupyter_client's shutdown_request goes on a control socket it connects just
                 # then and closes (100 ms linger) once the provisioner's poll says the kernel
@@ -363,12 +290,11 @@ class KernelProcess:
                 # to stop, so the request was often lost: ours goes on a connection that is up.
                 self.send_control("shutdown_request", {"restart": False})
             try:
-                await ensure_async(km.shutdown_kernel(now=now))
+                await self._shutdown_kernel(now)
             except Exception:
                 log.exception("Shutting down the kernel %s", self.kernel_id)
         elif km is not None and not now:
             self.send_control("shutdown_request", {"restart": False})
-        return process.returncode if known else None
 
     async def has_exited(self) -> bool:
         """Whether a process of ours has gone on its own (adopted kernels: the heartbeat
@@ -383,20 +309,16 @@ class KernelProcess:
         return provisioning.exit_code(self.km) if self.km is not None else None
 
     async def reap(self) -> None:
-        """After an exit: reap the process and remove its connection file (the server's own
-        kernels are left to its restarter)."""
-        if self.owned_by_server:
-            return
+        """After an exit: reap the process and remove its connection file."""
         try:
-            await ensure_async(self.km.shutdown_kernel(now=True))
+            await self._shutdown_kernel(now=True)
         except Exception:
             log.debug("Cleanup after exit of %s", self.kernel_id, exc_info=True)
 
     def closed(self) -> None:
         """The kernel has gone: sockets closed, out of /api/kernels, output files removed."""
         self._close_connection()
-        if not self.owned_by_server:
-            internals.unregister_kernel(self.mkm, self.kernel_id)
+        self._unlist()
         if self.output is not None:
             self.output.poll()
             self.output.close()
@@ -408,8 +330,8 @@ class KernelProcess:
         self._close_connection()
         if self.output is not None:
             self.output.detach()
-        if self.km is not None and not self.owned_by_server:
-            internals.unregister_kernel(self.mkm, self.kernel_id)
+        if self.km is not None:
+            self._unlist()
 
     async def current_directory(self) -> str | None:
         """The local process's working directory; None without one, or if it changed."""
@@ -420,6 +342,28 @@ class KernelProcess:
     def poll_output(self) -> None:
         if self.output is not None:
             self.output.poll()
+
+    # --- what a kernel of ours has that jupyter_server's own do not (ServerKernel) ------
+
+    def _list(self) -> None:
+        """Ready: listed in /api/kernels, so JupyterLab can attach to it."""
+        internals.register_kernel(self.mkm, self.kernel_id, self.km)
+
+    def _unlist(self) -> None:
+        internals.unregister_kernel(self.mkm, self.kernel_id)
+
+    async def _discard(self) -> None:
+        """A kernel that failed to start: its process and connection file go."""
+        if self.km is None:
+            return
+        try:
+            await self._shutdown_kernel(now=True)
+        except Exception:
+            log.exception("Cleaning up the kernel %s", self.kernel_id)
+
+    async def _shutdown_kernel(self, now: bool) -> None:
+        provisioning.never_blocks(self.km)  # (a provisioner jupyter_server made since)
+        await ensure_async(self.km.shutdown_kernel(now=now))
 
     def _close_connection(self) -> None:
         if self.conn is not None:
@@ -433,11 +377,7 @@ class KernelProcess:
             raise SupervisorError(
                 400, NO_CONNECTION_INFO, f"Session {self.spec.session_id!r} has no running kernel"
             )
-        info = self.km.get_connection_info()
-        out = {k: info[k] for k in CONNECTION_FIELDS}
-        if isinstance(out["key"], bytes):
-            out["key"] = out["key"].decode()
-        return out
+        return connection_info(self.km)
 
     def persisted(self, running: bool) -> dict[str, Any]:
         """What a later server needs to re-attach (durable mode)."""

@@ -20,6 +20,8 @@ from typing import Any
 import psutil
 from jupyter_client.provisioning import KernelProvisionerFactory, LocalProvisioner
 
+from session_ext.core import internals
+
 
 def factory(multi_kernel_manager: Any) -> KernelProvisionerFactory:
     """jupyter_client's provisioner factory, configured as the kernel managers use it."""
@@ -50,9 +52,17 @@ def is_local(km: Any) -> bool:
     return isinstance(km.provisioner, LocalProvisioner)
 
 
+def never_blocks(km: Any) -> None:
+    """No call of ``km``'s provisioner may block the event loop: gateway-provisioners' wait
+    for a process of its own would (internals.py; it is ended after the kernel manager's
+    ``shutdown_wait_time`` instead)."""
+    if km.provisioner is not None:
+        internals.gateway_provisioner_reaps_in_background(km.provisioner, km.shutdown_wait_time)
+
+
 def local_process(km: Any) -> Any:
-    """The provisioner's Popen, when it has a local one (for the exit code)."""
-    return getattr(km.provisioner, "process", None) if is_local(km) else None
+    """The provisioner's Popen (or ReattachedProcess), when it has a local one."""
+    return km.provisioner.process if is_local(km) else None
 
 
 # A remote provisioner's poll is a network round trip (gateway-provisioners: a TCP connection
@@ -173,9 +183,8 @@ def jsonable(value: Any) -> Any:
 
 class ReattachedProcess:
     """A kernel process started by an earlier server (durable mode): what LocalProvisioner
-    needs of a Popen, by pid. Not our child, so its exit code is unknown."""
+    needs of a Popen, by pid. Not our child, so its exit code is unknown (``exit_code_of``)."""
 
-    exit_code_known = False
     stdin = stdout = stderr = None  # LocalProvisioner.wait closes these if set
 
     def __init__(self, pid: int, create_time: float | None):
@@ -237,7 +246,12 @@ async def reattach_provisioner(km: Any, info: dict[str, Any]) -> None:
 
 def exit_code(km: Any) -> int | None:
     """The kernel's exit code, when the provisioner knows it."""
-    process = local_process(km)
-    if process is None or not getattr(process, "exit_code_known", True):
+    return exit_code_of(local_process(km))
+
+
+def exit_code_of(process: Any) -> int | None:
+    """A local process's exit code (None while it runs); never known for a re-attached one,
+    which is not our child (its ``returncode`` only says that it has gone)."""
+    if process is None or isinstance(process, ReattachedProcess):
         return None
     return process.returncode

@@ -10,6 +10,7 @@ from collections import deque
 from typing import Any
 
 from session_ext.session.channels import InternalClient
+from session_ext.session.outputs import error_text, execution_error, plain_text
 from session_ext.wire.messages import KernelMessage
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
@@ -102,16 +103,9 @@ class AgentExecution(InternalClient):
             elif msg_type in ("execute_result", "display_data", "update_display_data"):
                 self._display(content.get("data") or {})
             elif msg_type == "error":
-                traceback = [plain(line) for line in content.get("traceback") or []]
-                self.error = {
-                    "name": content.get("ename") or "",
-                    "message": content.get("evalue") or "",
-                    "traceback": traceback,
-                }
-                self.text.add(
-                    "\n".join(traceback or [f"{self.error['name']}: {self.error['message']}"])
-                    + "\n"
-                )
+                self.error = error = execution_error(content)
+                error["traceback"] = [plain(line) for line in error["traceback"]]
+                self.text.add(error_text(error))
         elif msg.msg_type == "execute_reply":
             self.reply = msg.content
         if self.reply is not None and self.idle and not self.done.done():
@@ -132,9 +126,9 @@ class AgentExecution(InternalClient):
                         f"[{mime} image of {size} bytes omitted: over the image budget]\n"
                     )
                 return
-        text = data.get("text/plain")
-        if isinstance(text, str):
-            self.text.add(text if text.endswith("\n") else text + "\n")
+        text = plain_text(data)
+        if text is not None:
+            self.text.add(text)
         elif data:
             self.text.add(f"<{', '.join(data)}>\n")
 

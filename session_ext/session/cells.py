@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from session_ext.session.outputs import nbformat_output
 from session_ext.session.queue import QueuedRequest, now_ms
 from session_ext.wire.messages import KernelMessage
 
@@ -229,33 +230,6 @@ class CellExecution:
         return cell
 
 
-def _output(msg: KernelMessage) -> dict[str, Any]:
-    """An iopub output message as an nbformat output."""
-    content = msg.content
-    msg_type = msg.msg_type
-    if msg_type == "stream":
-        return {
-            "output_type": "stream",
-            "name": content.get("name", "stdout"),
-            "text": content.get("text", ""),
-        }
-    if msg_type == "error":
-        return {
-            "output_type": "error",
-            "ename": content.get("ename", ""),
-            "evalue": content.get("evalue", ""),
-            "traceback": list(content.get("traceback") or []),
-        }
-    output = {
-        "output_type": msg_type,
-        "data": content.get("data") or {},
-        "metadata": content.get("metadata") or {},
-    }
-    if msg_type == "execute_result":
-        output["execution_count"] = content.get("execution_count")
-    return output
-
-
 class NotebookCells:
     """The cells of one notebook session. ``on_change(cell, urgent)`` tells the owner a cell
     changed (``urgent``: its status did, else only its outputs)."""
@@ -333,7 +307,7 @@ class NotebookCells:
             cell.clear(wait=bool(content.get("wait")))
         else:
             display_id = (content.get("transient") or {}).get("display_id")
-            cell.add(_output(msg), display_id)
+            cell.add(nbformat_output(msg_type, content), display_id)
             if msg_type == "execute_result" and isinstance(content.get("execution_count"), int):
                 cell.execution_count = content["execution_count"]
         self.total += cell.size - before

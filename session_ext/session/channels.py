@@ -29,8 +29,11 @@ class WebsocketClient(Client, Protocol):
 
 
 class InternalClient:
-    """A requester inside the supervisor (REST execute, the startup kernel_info, a
-    jupyter_server websocket): never buffered here."""
+    """A requester inside the supervisor (REST execute, an agent's execution, a
+    jupyter_server websocket): never buffered here, and never sent the supervisor's own
+    events (it follows its requests itself)."""
+
+    agent: str | None = None  # an MCP client's name, recorded with its requests
 
     @property
     def gone(self) -> bool:
@@ -39,6 +42,12 @@ class InternalClient:
 
     def deliver(self, msg: KernelMessage) -> None:
         raise NotImplementedError
+
+
+def is_gone(client: Client | None) -> bool:
+    """Whether ``client`` is an internal client whose connection closed (a websocket client
+    that left is out of the hub instead; a restored request has none)."""
+    return isinstance(client, InternalClient) and client.gone
 
 
 class ClientHub:
@@ -73,9 +82,6 @@ class ClientHub:
             self._buffer.popleft()
             self._buffer_bytes -= len(frame)
 
-    def detach(self, client: Client) -> None:
-        self.clients.pop(client, None)
-
     def take_back(
         self, client: WebsocketClient, frames: list[tuple[bytes, bool]], torn: int = 0
     ) -> None:
@@ -102,7 +108,7 @@ class ClientHub:
     def rebind(self, client: Client) -> None:
         """Replies meant for clients whose connection is gone go to ``client``."""
         for msg_id, routed in self.routes.items():
-            if getattr(routed, "gone", False):
+            if is_gone(routed):
                 self.routes[msg_id] = client
 
     def broadcast(self, frame: bytes) -> None:
@@ -111,6 +117,12 @@ class ClientHub:
             delivered = client.send_frame(frame) or delivered
         if not delivered:
             self._keep(frame)
+
+    @staticmethod
+    def send_event(client: Client | None, frame: bytes) -> None:
+        """A supervisor event for one requester: a websocket client gets it."""
+        if client is not None and not isinstance(client, InternalClient):
+            client.send_frame(frame)
 
     def deliver_reply(self, msg: KernelMessage) -> None:
         """A shell/control/stdin message goes to the requester (to everyone if it is gone)."""

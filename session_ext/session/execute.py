@@ -4,12 +4,12 @@ collects what it produces, and a timeout that stops it without touching other re
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, Protocol
 
 from session_ext.core.errors import TIMEOUT, SupervisorError
 from session_ext.core.requests import ExecuteRequest
 from session_ext.session.channels import InternalClient
+from session_ext.session.outputs import mime_strings, positron_error, positron_output
 from session_ext.session.router import MessageRouter
 from session_ext.wire.messages import KernelMessage
 
@@ -27,38 +27,6 @@ class ExecuteTimeout(SupervisorError):
 
     def to_json(self) -> dict[str, Any]:
         return {**super().to_json(), "reply": self.reply}
-
-
-def mime_strings(bundle: Any) -> dict[str, str]:
-    """A MIME bundle with every value a string (JSON values as JSON text): the shape of
-    ExecuteReply.data and ExecuteOutput.data in Positron's client."""
-    if not isinstance(bundle, dict):
-        return {}
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in bundle.items()}
-
-
-def output_item(msg_type: str, content: dict[str, Any]) -> dict[str, Any] | None:
-    """One iopub output as Positron's ``ExecuteOutput`` (``type``, not ``output_type``)."""
-    if msg_type == "stream":
-        return {
-            "type": "stream",
-            "stream_name": content.get("name"),
-            "text": content.get("text", ""),
-        }
-    if msg_type in ("display_data", "update_display_data"):
-        return {
-            "type": "display_data",
-            "data": mime_strings(content.get("data")),
-            "metadata": content.get("metadata") or {},
-        }
-    if msg_type == "error":
-        return {
-            "type": "error",
-            "error_name": content.get("ename") or "",
-            "error_message": content.get("evalue") or "",
-            "error_traceback": list(content.get("traceback") or []),
-        }
-    return None
 
 
 class ExecuteWaiter(InternalClient):
@@ -80,7 +48,7 @@ class ExecuteWaiter(InternalClient):
             elif msg_type == "execute_result":  # the result: ExecuteReply.data, as Kallichore
                 self.data = mime_strings(msg.content.get("data"))
             else:
-                item = output_item(msg_type, msg.content)
+                item = positron_output(msg_type, msg.content)
                 if item is not None:
                     self.outputs.append(item)
         elif msg_type == "execute_reply":
@@ -98,9 +66,7 @@ class ExecuteWaiter(InternalClient):
         if self.data is not None:
             result["data"] = self.data
         if reply.get("status") == "error":
-            result["error_name"] = reply.get("ename") or ""
-            result["error_message"] = reply.get("evalue") or ""
-            result["error_traceback"] = list(reply.get("traceback") or [])
+            result.update(positron_error(reply))
         return result
 
 
@@ -161,7 +127,7 @@ def submit(router: MessageRouter, client: InternalClient, code: str, source: str
     }
     msg = router.new_message("shell", "execute_request", content)
     # who sent it, for whoever lists the queue (the Kernel Sessions panel marks agents' cells)
-    msg["metadata"]["session_ext"] = {"source": source, "agent": getattr(client, "agent", None)}
+    msg["metadata"]["session_ext"] = {"source": source, "agent": client.agent}
     msg_id = msg["header"]["msg_id"]
     router.observe(msg_id, client)
     client.finished = lambda: router.unobserve(msg_id)

@@ -8,9 +8,13 @@ only when the request finishes.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from session_ext.session.outputs import execution_error, output_text
 from session_ext.wire.messages import KernelMessage
+
+if TYPE_CHECKING:
+    from session_ext.session.queue import QueuedRequest
 
 OUTPUT_TYPES = ("stream", "execute_result", "display_data", "error")
 KEEP_MESSAGES = 32  # at each end
@@ -23,23 +27,6 @@ def clip(text: str, limit: int = CLIP_CHARS) -> tuple[str, bool]:
         return text, False
     cut = len(text) - 2 * limit
     return f"{text[:limit]}\n[... {cut} characters clipped ...]\n{text[-limit:]}", True
-
-
-def output_text(msg_type: str, content: dict[str, Any]) -> str:
-    if msg_type == "stream":
-        return content.get("text", "")
-    if msg_type == "error":
-        return (
-            "\n".join(
-                content.get("traceback") or [f"{content.get('ename')}: {content.get('evalue')}"]
-            )
-            + "\n"
-        )
-    data = content.get("data") or {}
-    text = data.get("text/plain")
-    if text is None:
-        return f"<{', '.join(data) or 'output'}>\n"
-    return text if text.endswith("\n") else text + "\n"
 
 
 class OutputCollector:
@@ -60,12 +47,7 @@ class OutputCollector:
         else:
             self.tail.append(msg)
         if msg.msg_type == "error":
-            content = msg.content
-            self.error = {  # Positron's ExecutionError
-                "name": content.get("ename") or "",
-                "message": content.get("evalue") or "",
-                "traceback": list(content.get("traceback") or []),
-            }
+            self.error = execution_error(msg.content)
 
     def text(self) -> tuple[str, bool]:
         skipped = self.count - len(self.head) - len(self.tail)
@@ -78,7 +60,7 @@ class OutputCollector:
 
 
 def history_entry(
-    request: Any,
+    request: QueuedRequest,
     collector: OutputCollector | None,
     status: str,
     finished_at: int,

@@ -6,8 +6,9 @@ have arrived; only then is the next dispatched. Requests that will not run get a
 reply through ``on_abort``. Every operation is O(1) per request.
 
 In durable mode a ``gate`` decides whether the request at the head may be sent now: it may
-once its row says, on disk, that it is the one sent (router.py), so a restarted server knows
-which request the kernel may be running and which have never been sent.
+once its row says, on disk, that it is the one sent (durable.py), so a restarted server knows
+which request the kernel may be running and which have never been sent. A restarted server's
+queue is ``held`` (nothing sent) until its kernel is re-attached.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from session_ext.core.errors import CONFLICT, SupervisorError
+from session_ext.session.channels import Client, InternalClient
 
 
 def now_ms() -> int:
@@ -42,12 +44,13 @@ class QueuedRequest:
         "started_at",
     )
 
-    def __init__(self, msg: dict[str, Any], client: Any, source: str):
+    def __init__(self, msg: dict[str, Any], client: Client | None, source: str):
         self.msg = msg
         self.msg_id: str = msg["header"]["msg_id"]
-        self.client = client  # who gets the replies (a websocket client or a REST waiter)
+        self.client = client  # who gets the replies (None: a restored request's, gone)
         self.source = source  # "websocket", "rest", "jupyter_server" or "agent"
-        self.agent: str | None = getattr(client, "agent", None)  # an MCP client's name
+        # an MCP client's name
+        self.agent = client.agent if isinstance(client, InternalClient) else None
         self.queued_at = now_ms()
         self.started_at: int | None = None
         self.reply_status: str | None = None  # set when the execute_reply arrives
@@ -92,10 +95,11 @@ class ExecutionQueue:
         on_abort: Callable[[QueuedRequest, str], None],
         on_finish: Callable[[QueuedRequest], None],
         on_change: Callable[[], None],
-        gate: Callable[[QueuedRequest], bool] | None = None,
     ):
         self._dispatch = dispatch
-        self._gate = gate
+        # durable mode: whether the head may be sent now (durable.py sets it)
+        self.gate: Callable[[QueuedRequest], bool] | None = None
+        self.held = False  # a restored queue, until ``release``
         self._on_abort = on_abort
         self._on_finish = on_finish
         self._on_change = on_change
@@ -114,7 +118,7 @@ class ExecutionQueue:
             raise SupervisorError(
                 409, CONFLICT, f"An execute_request with msg_id {request.msg_id!r} is queued"
             )
-        if self.active is None and not self.pending and (self._gate is None or self._gate(request)):
+        if self.active is None and not self.pending and self._may_send(request):
             self._start(request)
             self._on_change()
             return True
@@ -151,18 +155,21 @@ class ExecutionQueue:
         self.active = None
         self._on_finish(active)
         if self.pending:
-            if self._gate is None:
+            if self.gate is None and not self.held:
                 _, request = self.pending.popitem(last=False)
                 self._start(request)
             else:
                 self._advance()
         self._on_change()
 
+    def _may_send(self, request: QueuedRequest) -> bool:
+        return not self.held and (self.gate is None or self.gate(request))
+
     def _advance(self) -> None:
         """Send the first pending request if nothing runs (and the gate lets it)."""
         if self.active is None and self.pending:
             request = next(iter(self.pending.values()))
-            if self._gate is None or self._gate(request):
+            if self._may_send(request):
                 del self.pending[request.msg_id]
                 self._start(request)
 
@@ -173,12 +180,18 @@ class ExecutionQueue:
             self._on_change()
 
     def restore(self, active: QueuedRequest | None, pending: list[QueuedRequest]) -> None:
-        """A restarted server's queue: ``active`` is the request the kernel may still be
-        running (not sent again), ``pending`` wait in order (the gate holds them)."""
+        """A restarted server's queue, held until ``release``: ``active`` is the request the
+        kernel may still be running (not sent again), ``pending`` wait in order."""
+        self.held = True
         self.active = active
         for request in pending:
             self.pending[request.msg_id] = request
         self._on_change()
+
+    def release(self) -> None:
+        """The restored queue's kernel is back: it goes on."""
+        self.held = False
+        self.advance()
 
     def abort_active(self, reason: str) -> None:
         """The active request will get no reply (a restarted server learnt that it finished

@@ -2,10 +2,9 @@
 queue), kernel messages to the clients (iopub to all, a reply to its requester), the queue's
 dispatch/abort/finish, waiting_input and each request's outputs for the history.
 
-In durable mode an execute_request joins the queue when it arrives but is acknowledged
-(``executionQueued``, or sent to the kernel) only once its row is on disk, and is sent only
-once its row says it is the one sent (the queue's gate): a restarted server then knows that
-only that request may have reached the kernel (``restore_queue``).
+In durable mode an execute_request is acknowledged only once its row is on disk (durable.py,
+off the hot path); a restarted server's stored queue is held until the kernel is back
+(``restore_queue``, ``release_queue``).
 
 It knows nothing of processes: it sends through a ``KernelChannels`` and tells its owner
 what happened through a ``RouterListener``.
@@ -17,15 +16,20 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from functools import partial
 from typing import Any, Protocol
 
 from jupyter_client.session import Session
 
 from session_ext.core.config import SupervisorConfig
 from session_ext.session.cells import NotebookCells
-from session_ext.session.channels import ClientHub, InternalClient, WebsocketClient
+from session_ext.session.channels import (
+    Client,
+    ClientHub,
+    InternalClient,
+    WebsocketClient,
+    is_gone,
+)
+from session_ext.session.durable import DurableGate, RequestStore
 from session_ext.session.history import OUTPUT_TYPES, OutputCollector, history_entry
 from session_ext.session.queue import ExecutionQueue, QueuedRequest, now_ms
 from session_ext.wire.messages import (
@@ -41,7 +45,6 @@ log = logging.getLogger(__name__)
 IDLE_GRACE_SECONDS = 10  # after an execute_reply, how long its idle may take
 FINISHED_WHILE_DOWN = "finished while the server was down (its reply and output were lost)"
 OUTCOME_LOST = "finished before the server stopped; its outcome was not stored"
-NOT_STORED = "the session store could not be written"
 
 
 class KernelChannels(Protocol):
@@ -52,8 +55,9 @@ class KernelChannels(Protocol):
     def send(self, channel: str, msg: dict[str, Any]) -> None: ...
 
 
-class RouterListener(Protocol):
-    """Who hears what the router learns (the session)."""
+class RouterListener(RequestStore, Protocol):
+    """Who hears what the router learns (the session); in durable mode it stores the
+    queue's rows too (durable.py)."""
 
     def kernel_state(self, state: str, reason: str) -> None: ...
 
@@ -66,12 +70,6 @@ class RouterListener(Protocol):
     def history_added(self, entry: dict[str, Any]) -> None: ...
 
     def model_changed(self) -> None: ...
-
-    def persist_request(
-        self, request: QueuedRequest, queued: bool, started: bool, done: Callable[[bool], None]
-    ) -> None:
-        """Durable mode: write the request's row (``queued``) and/or mark it as the one sent
-        (``started``); ``done(ok)`` once on disk."""
 
 
 class MessageRouter:
@@ -87,15 +85,15 @@ class MessageRouter:
         self.cells = cells  # a notebook's cells' latest executions (notebook sessions only)
         self.listener = listener
         self.hub = ClientHub(config.buffer_max_messages, config.buffer_max_bytes)
-        self.durable = durable
         self.queue = ExecutionQueue(
             dispatch=self._dispatch,
             on_abort=self._abort_request,
             on_finish=self._finish_request,
             on_change=listener.queue_changed,
-            gate=self._may_send if durable else None,
         )
-        self._held = False  # a restored queue waits for its kernel (durable mode)
+        self.durable: DurableGate | None = None
+        if durable:
+            self.durable = DurableGate(self.queue, listener, self._acknowledge)
         self.history: deque[dict[str, Any]] = deque(maxlen=config.history_size)
         self.kernel_state = "idle"  # the last busy/idle from the kernel
         self.waiting_input = False
@@ -140,7 +138,7 @@ class MessageRouter:
 
     # --- client -> kernel ----------------------------------------------------------------
 
-    def send_client_message(self, client: Any, msg: dict[str, Any], source: str) -> None:
+    def send_client_message(self, client: Client, msg: dict[str, Any], source: str) -> None:
         """A client's message for the kernel; execute requests go through the queue."""
         self.last_activity = time.time()
         channel = msg["channel"]
@@ -150,12 +148,10 @@ class MessageRouter:
             request = QueuedRequest(msg, client, source)
             if self.cells is not None and msg_id not in self.queue:
                 self.cells.queued(request)
-            if self.durable:
-                self._submit_stored(request)
+            if self.durable is not None:
+                self.durable.submit(request)
             elif not self.queue.submit(request):
-                client_frame = getattr(client, "send_frame", None)
-                if client_frame is not None:
-                    client_frame(kernel_event(executionQueued=msg_id))
+                self._acknowledge(request)
             return
         if msg_type.endswith("_request"):
             self.hub.route(msg_id, client)
@@ -167,54 +163,11 @@ class MessageRouter:
         elif msg_type == "shutdown_request":
             self.queue.abort_pending("shutdown")
 
-    # --- durable mode: acknowledged once on disk ----------------------------------------
+    def _acknowledge(self, request: QueuedRequest) -> None:
+        """It waits in the queue: its websocket client is told (``executionQueued``)."""
+        self.hub.send_event(request.client, kernel_event(executionQueued=request.msg_id))
 
-    def _submit_stored(self, request: QueuedRequest) -> None:
-        """Into the queue at once (so cancel, interrupt and stop_on_error see it), but sent or
-        announced as queued only once its row is written. Into an empty queue its row is
-        written as the one sent, in the same write."""
-        queue = self.queue
-        quiet = queue.active is None and not queue.pending and not self._held
-        request.may_start = False
-        request.start_requested = quiet
-        queue.submit(request)  # 409 on a duplicate msg_id, before anything is written
-        self.listener.persist_request(request, True, quiet, partial(self._stored, request, quiet))
-
-    def _stored(self, request: QueuedRequest, started: bool, ok: bool) -> None:
-        if request.msg_id not in self.queue.pending:
-            return  # aborted or cancelled meanwhile (its row goes with its history entry)
-        if not ok:
-            self.queue.cancel(request.msg_id, NOT_STORED)
-            return
-        if started:
-            request.may_start = True
-            self.queue.advance()
-        if request.msg_id in self.queue.pending:
-            client_frame = getattr(request.client, "send_frame", None)
-            if client_frame is not None:
-                client_frame(kernel_event(executionQueued=request.msg_id))
-
-    def _may_send(self, request: QueuedRequest) -> bool:
-        """The queue's gate: the head is sent once its row is marked as the one sent."""
-        if self._held:
-            return False
-        if request.may_start:
-            return True
-        if not request.start_requested:
-            request.start_requested = True
-            self.listener.persist_request(
-                request, False, True, partial(self._start_stored, request)
-            )
-        return False
-
-    def _start_stored(self, request: QueuedRequest, ok: bool) -> None:
-        if request.msg_id not in self.queue.pending:
-            return
-        if not ok:
-            self.queue.cancel(request.msg_id, NOT_STORED)
-            return
-        request.may_start = True
-        self.queue.advance()
+    # --- a restarted server's stored queue (durable mode) --------------------------------
 
     def restore_queue(self, requests: list[QueuedRequest]) -> None:
         """A restarted server's stored queue, held until the kernel is re-attached
@@ -223,7 +176,6 @@ class MessageRouter:
         not stored). The others wait in order."""
         if not requests:
             return
-        self._held = True
         sent = [i for i, r in enumerate(requests) if r.started_at is not None]
         last = sent[-1] if sent else -1
         for request in requests[: max(last, 0)]:
@@ -238,15 +190,14 @@ class MessageRouter:
         is followed by a shell kernel_info_request, answered only once the kernel is done
         with it: if its execute_reply has not come by then, it finished while the server
         was down and is recorded as aborted."""
-        if not self._held:
+        if not self.queue.held:
             return
-        self._held = False
         active = self.queue.active
         if active is not None and active.reply_status is None:
             probe = self.new_message("shell", "kernel_info_request", {})
             self.hub.route(probe["header"]["msg_id"], _AfterActive(self, active))
             self.kernel.send("shell", probe)
-        self.queue.advance()
+        self.queue.release()
 
     def _active_done_before(self, request: QueuedRequest) -> None:
         if self.queue.active is request and request.reply_status is None:
@@ -258,7 +209,7 @@ class MessageRouter:
 
     def abandon_queue(self, reason: str) -> None:
         """A restored queue whose kernel is gone: every request recorded as aborted."""
-        self._held = False
+        self.queue.held = False
         self.queue.abort_all(reason)
 
     def rebind(self, client: InternalClient) -> None:
@@ -266,7 +217,7 @@ class MessageRouter:
         what the gone one was waiting for (queued or running requests' replies) goes to it."""
         self.hub.rebind(client)
         for request in self.queue.waiting():
-            if getattr(request.client, "gone", False):
+            if is_gone(request.client):
                 request.client = client
 
     def on_interrupted(self) -> None:

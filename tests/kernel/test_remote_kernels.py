@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -186,6 +187,44 @@ def interrupted(server, session_id: str) -> dict:
         return running.result(timeout=WAIT)
 
 
+def gone(pid: int) -> bool:
+    """Exited and reaped (no zombie left)."""
+    try:
+        psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return True
+    return False
+
+
+class StatusProbe:
+    """GET /status over and over on a thread while the test does something else: how long
+    each took says how long the server's event loop was blocked meanwhile."""
+
+    def __init__(self, server: RemoteServer):
+        self.server = server
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                self.server.call("GET", "status")
+            except OSError:  # no answer within WAIT: blocked all that time
+                pass
+            self.latencies.append(time.perf_counter() - t0)
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> StatusProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(WAIT + 5)
+
+
 def assert_remote(model: dict, host: str) -> None:
     OpenAPI.load().validate_schema("ActiveSession", model)
     assert model["process_id"] is None and model["resource_usage"] is None
@@ -316,8 +355,7 @@ def test_a_remote_kernel_killed_while_the_server_was_down(server):
 
 def test_a_kernel_gateway_provisioners_starts_on_localhost(server):
     """The provisioner passes its own stdout to Popen: session_ext must not pass one too.
-    (Killed rather than shut down: gateway-provisioners then waits for its Popen on the event
-    loop until the kernel has exited, which takes it about 30 s; see the README.)"""
+    (Killed here; a graceful shutdown: the next test.)"""
     server.start()
     model = start_session(server, "here", kernel_name="ssh_localhost")
     assert_remote(model, "localhost")
@@ -325,5 +363,24 @@ def test_a_kernel_gateway_provisioners_starts_on_localhost(server):
     server.ok("POST", "sessions/here/kill", timeout=60)
     wait_for(lambda: not alive(model["provisioner"]["pid"]), what="the kernel to exit")
     server.ok("DELETE", "sessions/here")
+    server.ok("POST", "shutdown")
+    assert server.proc.wait(WAIT) == 0
+
+
+def test_a_kernel_shut_down_on_localhost_does_not_block_the_server(server):
+    """gateway-provisioners runs a kernel on localhost itself, and a graceful shutdown ends in
+    its Popen.wait() — for good: ipykernel 7 under its launcher does not exit here after a
+    shutdown request (it spins, polling its closed stdin). The server answers meanwhile (a
+    restart and a delete, both graceful), and the kernels are ended after shutdown_wait (as
+    jupyter_client ends a local kernel) and reaped."""
+    server.start()
+    first = start_session(server, "here", kernel_name="ssh_localhost")["provisioner"]["pid"]
+    with StatusProbe(server) as probe:
+        server.ok("POST", "sessions/here/restart", timeout=60)
+        second = server.ok("GET", "sessions/here")["provisioner"]["pid"]
+        assert second != first and value(server, "here", "6 * 7") == "42"
+        server.ok("DELETE", "sessions/here?force=true", timeout=60)
+    assert probe.latencies and max(probe.latencies) < 2, probe.latencies
+    wait_for(lambda: gone(first) and gone(second), what="the kernels to be ended and reaped")
     server.ok("POST", "shutdown")
     assert server.proc.wait(WAIT) == 0
