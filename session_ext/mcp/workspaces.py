@@ -24,9 +24,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from session_ext.core.clock import now_ms, rfc3339
 from session_ext.core.errors import SupervisorError, bad_request
 from session_ext.core.validation import given
-from session_ext.session.status import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class Workspace:
         """Tell the workspace's windows what an agent did."""
         if not self.channels:
             return
-        frame = json.dumps({**event, "workspace_id": self.id, "timestamp": int(time.time() * 1000)})
+        frame = json.dumps({**event, "workspace_id": self.id, "timestamp": now_ms()})
         for subscriber in list(self.channels):
             subscriber(frame)
 

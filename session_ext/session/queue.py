@@ -12,16 +12,12 @@ which request the kernel may be running and which have never been sent.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from session_ext.core.clock import now_ms
 from session_ext.core.errors import CONFLICT, SupervisorError
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class QueuedRequest:

@@ -13,8 +13,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from session_ext.core.clock import now_ms
 from session_ext.session.cells import CellExecution
-from session_ext.session.queue import QueuedRequest, now_ms
+from session_ext.session.queue import QueuedRequest
 from session_ext.session.session import ActiveSession
 from session_ext.store.database import SessionStore
 from session_ext.store.records import request_record, session_record

@@ -7,12 +7,12 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from session_ext.core.clock import rfc3339
 from session_ext.core.config import SupervisorConfig
 from session_ext.core.spec import SessionSpec
 from session_ext.session.cells import NOT_RESTORED
 from session_ext.session.queue import QueuedRequest
 from session_ext.session.session import ActiveSession, SessionListener
-from session_ext.session.status import rfc3339
 
 
 def session_model(session: ActiveSession, pending_limit: int | None = None) -> dict[str, Any]:

@@ -12,7 +12,8 @@ import uuid
 from typing import Any
 
 from session_ext._version import __version__
-from session_ext.core.config import SupervisorConfig
+from session_ext.core.clock import rfc3339
+from session_ext.core.config import LOG_LEVELS, SupervisorConfig
 from session_ext.core.errors import (
     SESSION_EXISTS,
     SESSION_RUNNING,
@@ -31,7 +32,6 @@ from session_ext.kernel.policy import ArgvPolicy
 from session_ext.kernel.provisioning import launches_locally
 from session_ext.session.cells import SERVER_STOPPED
 from session_ext.session.session import ActiveSession
-from session_ext.session.status import rfc3339
 from session_ext.store.database import SessionStore, StoreError
 from session_ext.store.persistence import PendingWrites
 from session_ext.store.records import restored_session, session_model, session_record
@@ -39,15 +39,6 @@ from session_ext.supervisor.events import EventBus
 from session_ext.supervisor.housekeeping import Housekeeping
 
 log = logging.getLogger(__name__)
-
-LOG_LEVELS = {
-    "trace": logging.DEBUG,
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-}
-
 
 class Supervisor:
     def __init__(

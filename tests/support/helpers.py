@@ -22,8 +22,10 @@ import yaml
 from jupyter_server.utils import url_path_join
 from openapi_schema_validator import OAS30Validator
 
+from session_ext.core import validation
+
 ROOT = Path(__file__).resolve().parents[2]
-OPENAPI_PATH = ROOT / "session_ext" / "openapi.yaml"
+OPENAPI_PATH = Path(validation.OPENAPI_PATH)  # the package's own constant: one path
 # Reference material kept beside the repository on the project's own machines (CI always has
 # it); a plain clone does not, and the tests that need it skip (see ``reference``).
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
