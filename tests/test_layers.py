@@ -79,10 +79,6 @@ def test_no_relative_imports():
     assert relative == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the supervisor still mirrors jupyter_server's sessions (to move into integration/)",
-)
 def test_each_layer_imports_only_those_to_its_left():
     wrong = []
     for path, module in modules():

@@ -100,6 +100,10 @@ class ActiveSession(StatusMachine):
         self._lifecycle = asyncio.Lock()  # one start/restart/kill/shutdown at a time
         self._reconnecting: asyncio.Task | None = None  # to jupyter_server's restarted kernel
         self._tasks: set[asyncio.Task] = set()
+        # Durable restore: what clients send while the kernel is being re-attached waits
+        self._held_frames: list[tuple[WebsocketClient, str | bytes]] | None = None
+        self._released = asyncio.Event()
+        self._released.set()
 
     @property
     def session_id(self) -> str:
@@ -125,6 +129,23 @@ class ActiveSession(StatusMachine):
     @property
     def connected(self) -> bool:
         return self.router.connected
+
+    @property
+    def last_activity(self) -> float | None:
+        return self.router.last_activity
+
+    @property
+    def waiting_input(self) -> bool:
+        return self.router.waiting_input
+
+    @property
+    def placement(self) -> dict[str, Any] | None:
+        """Where the kernel runs (provisioning.placement); None without a kernel."""
+        return self.kernel.placement
+
+    def stored_kernel(self) -> dict[str, Any]:
+        """What a later server needs to re-attach the kernel (durable mode)."""
+        return self.kernel.persisted(self.is_running)
 
     # --- status ------------------------------------------------------------------------
 
@@ -329,6 +350,32 @@ class ActiveSession(StatusMachine):
         self._set_status("exited", reason)
         self.listener.session_updated(self)
 
+    def restore(self, history: list[dict[str, Any]], requests: list[QueuedRequest]) -> None:
+        """A later server's copy of this session: its history, and its stored queue, held
+        until the kernel is re-attached (``reattach``) or given up (``abandon_queue``)."""
+        self.router.history.extend(history)
+        self.router.restore_queue(requests)
+
+    def abandon_queue(self, reason: str) -> None:
+        self.router.abandon_queue(reason)
+
+    def hold_client_messages(self) -> None:
+        """Until ``release_client_messages``: what clients send (frames, REST and agents'
+        executions) waits for the kernel, in order, instead of being refused — a restored
+        session is `starting` while the server, already serving, re-attaches its kernel."""
+        self._held_frames = []
+        self._released.clear()
+
+    def release_client_messages(self) -> None:
+        """Re-attached (or not: then each is answered as for any session not running)."""
+        held, self._held_frames = self._held_frames or [], None
+        self._released.set()
+        for client, data in held:
+            self.handle_client_frame(client, data)
+
+    async def client_messages_released(self) -> None:
+        await self._released.wait()
+
     def mark_exited(self, reason: str) -> None:
         """No kernel to re-attach to (it died while the server was down): what was queued
         for it is recorded as aborted."""
@@ -354,6 +401,9 @@ class ActiveSession(StatusMachine):
 
     def handle_client_frame(self, client: WebsocketClient, data: str | bytes) -> None:
         """A websocket frame from a client: a Jupyter message for the kernel."""
+        if self._held_frames is not None:
+            self._held_frames.append((client, data))
+            return
         try:
             if self.kernel.msg_session is None:
                 self._require_running()
@@ -368,6 +418,7 @@ class ActiveSession(StatusMachine):
         self.router.send_client_message(client, msg, source)
 
     async def execute(self, request: ExecuteRequest) -> dict[str, Any]:
+        await self._released.wait()
         if not self.is_running:
             raise SupervisorError(
                 409, SESSION_NOT_RUNNING, f"Session {self.session_id!r} is not running"

@@ -443,6 +443,17 @@ class StandaloneServer:
         assert code == 200, (method, path, code, result)
         return result
 
+    def reattached(self, session_id: str, timeout: float = WAIT) -> dict:
+        """The session's model once it has left `starting`: a restarted durable server lists
+        its stored sessions at once and re-attaches their kernels after its handshake."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while (model := self.ok("GET", f"sessions/{session_id}"))["status"] == "starting":
+            assert time.monotonic() < deadline, f"{session_id} still starting: {model['reason']}"
+            time.sleep(0.1)
+        return model
+
     def stop(self, sig: int | None = None, timeout: float = WAIT) -> int:
         import signal as signals
 
