@@ -51,6 +51,22 @@ def server_config(**server_app: Any) -> dict:
 IPYKERNEL_ARGV = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
 
+def connection_fields() -> list[str]:
+    """The fields of the API's ConnectionInfo, as our OpenAPI document says."""
+    return yaml.safe_load(OPENAPI_PATH.read_text())["components"]["schemas"]["ConnectionInfo"][
+        "required"
+    ]
+
+
+def adopt_body(km: Any) -> dict:
+    """An adopt request's body (ConnectionInfo) for a kernel a KernelManager started."""
+    info = km.get_connection_info()
+    return {
+        k: (info[k].decode() if isinstance(info[k], bytes) else info[k])
+        for k in connection_fields()
+    }
+
+
 def resolve_refs(node: Any, components: dict) -> Any:
     """Inline ``#/components/schemas/X`` references (the validator then needs no registry)."""
     if isinstance(node, dict):
