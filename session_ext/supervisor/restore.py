@@ -79,9 +79,8 @@ class Restorer:
 
     async def _reattach(self, session: ActiveSession, data: dict[str, Any]) -> None:
         try:
-            if self.supervisor.find(session.session_id) is session:  # (not deleted meanwhile)
-                await session.reattach(data)
-                log.info("Re-attached session %s to its kernel", session.session_id)
+            await session.reattach(data)
+            log.info("Re-attached session %s to its kernel", session.session_id)
         except StartupError as e:
             log.warning("Session %s: kernel not re-attached: %s", session.session_id, e)
             session.mark_exited("kernel exited while the server was down")
