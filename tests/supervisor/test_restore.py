@@ -19,7 +19,10 @@ from ..support.helpers import WAIT, Channel, http_json, kernel_event
 from ..support.kcserver import KcServer
 
 SESSIONS = 20
-POSITRON_HANDSHAKE_TIMEOUT = 10.0  # seconds Positron waits for the handshake's payload
+# A re-attach waits this long for a kernel that does not answer: a handshake that waited for
+# the re-attaches would come after it, far past every wait of this test (how long the
+# handshake takes is measured by benchmarks/restore_handshake.py, not asserted here).
+CONNECTION_TIMEOUT = 120
 
 
 def alive(pid):
@@ -77,7 +80,15 @@ def start_sessions(api: Client) -> dict[str, int]:
 
     def start(i):
         session_id = f"s{i}"
-        api.ok("PUT", "sessions", {"session_id": session_id, "kernel_name": "python3"})
+        api.ok(
+            "PUT",
+            "sessions",
+            {
+                "session_id": session_id,
+                "kernel_name": "python3",
+                "connection_timeout": CONNECTION_TIMEOUT,
+            },
+        )
         api.ok("POST", f"sessions/{session_id}/start", timeout=120)
         api.ok("POST", f"sessions/{session_id}/execute", {"code": f"value = {i} * 7 + 1"})
         return session_id, api.ok("GET", f"sessions/{session_id}")["process_id"]
@@ -116,15 +127,15 @@ async def test_the_handshake_comes_before_the_kernels_are_reattached(tmp_path):
         for pid in pids.values():
             os.kill(pid, signal.SIGSTOP)
 
-        # The handshake comes within Positron's limit, whatever the kernels do.
-        api = Client(kc, kc.start_like_positron("tcp", timeout=POSITRON_HANDSHAKE_TIMEOUT))
+        # The handshake comes while no kernel can answer: before any re-attach is done.
+        api = Client(kc, kc.start_like_positron("tcp"))
         assert statuses(api) == {session_id: "starting" for session_id in pids}
         session = api.ok("GET", "sessions/s1")
         assert session["reason"] == "reattach" and session["execution_queue"]["length"] == 0
         assert api.ok("GET", "sessions/s2")["execution_queue"]["length"] == 1  # still queued
 
-        # Positron restoring a session: connect, ask for kernel_info, run code. A REST execute
-        # and an agent-like client meanwhile: all wait for the kernel.
+        # Positron restoring a session (connect, ask for kernel_info, run code) and a REST
+        # execute meanwhile: all wait for the kernel.
         channel = await api.channel("s0")
         kernel_info, ran = message("kernel_info_request"), execute("value")
         channel.send(kernel_info)
@@ -132,9 +143,6 @@ async def test_the_handshake_comes_before_the_kernels_are_reattached(tmp_path):
         rest = asyncio.ensure_future(
             asyncio.to_thread(api.call, "POST", "sessions/s1/execute", {"code": "value"}, 120)
         )
-        # (nothing to wait on: held requests show nowhere; a refusal would come at once)
-        await asyncio.sleep(1)
-        assert not rest.done()
 
         for pid in pids.values():
             os.kill(pid, signal.SIGCONT)
