@@ -24,7 +24,8 @@ from session_ext.api import rest, websocket
 from session_ext.api.notebook_run import NotebookRunHandler
 from session_ext.core import internals
 from session_ext.core.config import SupervisorConfig
-from session_ext.integration import hooks as integration
+from session_ext.integration import hooks
+from session_ext.integration.mirror import JupyterSessions
 from session_ext.kallichore.server_state import send_handshake, server_state, write_connection_file
 from session_ext.kallichore.unix_channels import ChannelSockets
 from session_ext.mcp.server import McpService
@@ -199,7 +200,7 @@ class SessionExtApp(ExtensionApp):
         """Linking runs before the server builds its session manager and websocket
         connections: put the supervisor's hooks on the classes it is configured with."""
         super()._link_jupyter_server_extension(serverapp)
-        integration.install(serverapp)
+        hooks.install(serverapp)
 
     def supervisor_config(self) -> SupervisorConfig:
         server = self.serverapp
@@ -225,7 +226,7 @@ class SessionExtApp(ExtensionApp):
             cull_busy_timeout=self.cull_busy_timeout,
             cull_connected=self.cull_connected,
             secrets=tuple(t for t in (server.identity_provider.token,) if t),
-            gateway_url=integration.gateway_url(server),
+            gateway_url=hooks.gateway_url(server),
         )
 
     def initialize_settings(self):
@@ -242,7 +243,8 @@ class SessionExtApp(ExtensionApp):
         self.supervisor = Supervisor(
             self.supervisor_config(), self.serverapp.kernel_manager, self.events, store
         )
-        integration.connect(self.serverapp, self.supervisor, self.settings)
+        self.jupyter_sessions = JupyterSessions(self.supervisor)
+        hooks.connect(self.serverapp, self.jupyter_sessions, self.settings)
         self.notebook_runs = NotebookRuns(self.supervisor, self.events)
         self.mcp = McpService(
             self.supervisor,
@@ -298,7 +300,9 @@ class SessionExtApp(ExtensionApp):
         self.handlers.append((url_path_join(prefix, "(.*)"), rest.NotFoundHandler))
 
     async def _on_server_started(self):
-        """Runs once the IOLoop is running (the server is listening)."""
+        """Runs once the IOLoop is running (the server is listening). The stored sessions are
+        listed before the server state goes out, their kernels re-attached after it: a
+        client's handshake never waits for kernels (busy ones may take long to answer)."""
         try:
             await self.supervisor.restore()
         except Exception:  # the server serves (and ticks) anyway
@@ -311,6 +315,7 @@ class SessionExtApp(ExtensionApp):
             self.supervisor.housekeeping.on_idle_timeout = self.shutdown_requested_by_idleness
         self.supervisor.start()
         await self.publish_state()
+        self.supervisor.reattach_restored()
 
     def server_state(self) -> dict:
         """What a Kallichore client needs to reach this server (serverstate.py)."""
@@ -360,6 +365,7 @@ class SessionExtApp(ExtensionApp):
         await self.mcp.stop()
         if self.channel_sockets is not None:
             self.channel_sockets.close_all()
+        await self.jupyter_sessions.stop()
         await self.supervisor.stop(keep_kernels=self.supervisor.config.keep_kernels_on_shutdown)
 
 

@@ -35,6 +35,10 @@ class JSONErrorsMixin:
     """Every error is ``{code, message, details?}`` JSON: never an HTML page or a traceback.
     A 405 says in ``Allow`` which methods the route has."""
 
+    # Our flag (tornado has none it documents): whether the request got past our ``prepare``.
+    # A handler that streams its body sets it False until then (SupervisorAPIHandler).
+    body_accepted = True
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if status_code == 403 and not self.authenticated():
@@ -56,7 +60,7 @@ class JSONErrorsMixin:
             body = {"code": HTTP_CODES.get(status_code, str(status_code)), "message": message}
         if status_code == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
-        if not internals.request_prepared(self):
+        if not self.body_accepted:
             # Refused in prepare, before the (streamed) body was read: tornado then drops
             # the connection after this answer; say so, or a keep-alive client (node's agent)
             # sends its next request into a closed socket ("socket hang up").
@@ -101,7 +105,7 @@ class SupervisorAPIHandler(SupervisorHandler, APIHandler):
 
     _body: bytearray
     _too_large = False
-    _prepared = False  # set once prepare has passed (see JSONErrorsMixin.write_error)
+    body_accepted = False  # until prepare has passed (see JSONErrorsMixin.write_error)
 
     @property
     def max_body_bytes(self) -> int:
@@ -113,7 +117,7 @@ class SupervisorAPIHandler(SupervisorHandler, APIHandler):
         length = self.request.headers.get("Content-Length", "0")
         if length.isdigit() and int(length) > self.max_body_bytes:
             raise self._body_too_large()
-        self._prepared = True
+        self.body_accepted = True
 
     def data_received(self, chunk: bytes) -> None:
         if len(self._body) + len(chunk) > self.max_body_bytes:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Kallichore's log levels (its --log-level, ServerConfiguration.log_level) as Python's level
+# names (which ``logging`` and traitlets' log_level both take).
+LOG_LEVELS = {"trace": "DEBUG", "debug": "DEBUG", "info": "INFO", "warn": "WARN", "error": "ERROR"}
+
 
 @dataclass
 class SupervisorConfig:
@@ -30,5 +34,5 @@ class SupervisorConfig:
     cull_busy_timeout: float = 0
     cull_connected: bool = False
     secrets: tuple[str, ...] = ()  # values never passed into a kernel's environment
-    log_level: str = "info"
+    log_level: str = "info"  # a key of LOG_LEVELS
     gateway_url: str | None = None  # the server's kernels are this kernel gateway's

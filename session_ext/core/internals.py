@@ -13,13 +13,26 @@ import os
 import subprocess
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # utcnow lives in a private module; it is what jupyter_server itself stamps activity with.
 from jupyter_server._tz import utcnow
 
+if TYPE_CHECKING:
+    from asyncio import Future
 
-def set_kernel_spec(km: Any, kernel_spec: Any) -> None:
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import KernelManager
+    from jupyter_server.gateway.connections import GatewayWebSocketConnection
+    from jupyter_server.services.kernels.kernelmanager import MappingKernelManager
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+    from tornado.iostream import IOStream
+    from tornado.web import RequestHandler
+    from tornado.websocket import WebSocketProtocol
+    from uvicorn import Config, Server
+
+
+def set_kernel_spec(km: KernelManager, kernel_spec: KernelSpec) -> None:
     """Launch ``km`` from an in-memory kernelspec (the session's argv, interrupt mode, names).
 
     ``KernelManager.kernel_spec`` reads its ``_kernel_spec`` cache before asking the kernelspec
@@ -27,13 +40,15 @@ def set_kernel_spec(km: Any, kernel_spec: Any) -> None:
     km._kernel_spec = kernel_spec
 
 
-def channel_url(km: Any, channel: str) -> str:
+def channel_url(km: KernelManager, channel: str) -> str:
     """The ZeroMQ URL of one of the kernel's channels (``ConnectionFileMixin._make_url``): our
     iopub socket needs options ``connect_iopub`` does not take, and the heartbeat is ours."""
     return km._make_url(channel)
 
 
-def register_kernel(multi_kernel_manager: Any, kernel_id: str, km: Any) -> None:
+def register_kernel(
+    multi_kernel_manager: MappingKernelManager, kernel_id: str, km: KernelManager
+) -> None:
     """Make a kernel we started visible in /api/kernels, so JupyterLab can attach to it.
 
     jupyter_server has no public call to add an already-started kernel; this does what its
@@ -50,13 +65,13 @@ def register_kernel(multi_kernel_manager: Any, kernel_id: str, km: Any) -> None:
     # of the server's time on iopub; the session reports activity instead (record_activity).
 
 
-def reported_starting(km: Any) -> bool:
+def reported_starting(km: KernelManager) -> bool:
     """Whether jupyter_server still reports its kernel as `starting` (the ``execution_state``
     its MappingKernelManager keeps on the kernel manager, until a status message arrives)."""
     return getattr(km, "execution_state", None) == "starting"
 
 
-def unregister_kernel(multi_kernel_manager: Any, kernel_id: str) -> None:
+def unregister_kernel(multi_kernel_manager: MappingKernelManager, kernel_id: str) -> None:
     """Take a kernel of ours out of /api/kernels without shutting it down (it exited, or
     durable mode keeps it running past the server)."""
     mkm = multi_kernel_manager
@@ -68,44 +83,40 @@ def unregister_kernel(multi_kernel_manager: Any, kernel_id: str) -> None:
     mkm._kernel_ports.pop(kernel_id, None)
 
 
-def record_activity(multi_kernel_manager: Any, km: Any, execution_state: str) -> None:
+def record_activity(
+    multi_kernel_manager: MappingKernelManager, km: KernelManager, execution_state: str
+) -> None:
     """What jupyter_server's activity watcher would record, for /api/kernels and its
     no-activity shutdown: the kernel's busy/idle and when it last changed."""
     km.execution_state = execution_state
     km.last_activity = multi_kernel_manager.last_kernel_activity = utcnow()
 
 
-def websocket_compressed(connection: Any) -> bool:
+def websocket_compressed(connection: WebSocketProtocol) -> bool:
     """Whether permessage-deflate was negotiated (``WebSocketProtocol13._compressor``): our
     batched writes build uncompressed frames themselves."""
     return getattr(connection, "_compressor", None) is not None
 
 
-def bytes_written(stream: Any) -> int:
+def bytes_written(stream: IOStream) -> int:
     """How many bytes were ever given to ``IOStream.write`` (``_total_write_index``)."""
     return stream._total_write_index
 
 
-def bytes_sent(stream: Any) -> int:
+def bytes_sent(stream: IOStream) -> int:
     """How many of them the socket took (``_total_write_done_index``): when a connection
     dies, what tornado still held never left the server and can go to the next client."""
     return stream._total_write_done_index
 
 
-def user_identified(handler: Any) -> bool:
+def user_identified(handler: RequestHandler) -> bool:
     """Whether jupyter_server's identity provider knew the requester (JupyterHandler.prepare
     keeps it in ``_jupyter_current_user``; ``current_user`` itself would fall back to
     tornado's cookie lookup): an unknown one is answered 401, a refused known one 403."""
     return bool(getattr(handler, "_jupyter_current_user", None))
 
 
-def request_prepared(handler: Any) -> bool:
-    """Whether tornado finished ``prepare`` (``RequestHandler._prepared``): a request refused
-    before its body was read gets ``Connection: close``."""
-    return getattr(handler, "_prepared", True)
-
-
-def response_finished(handler: Any) -> bool:
+def response_finished(handler: RequestHandler) -> bool:
     """Whether tornado already sent the response (``RequestHandler._finished``)."""
     return handler._finished
 
@@ -113,7 +124,7 @@ def response_finished(handler: Any) -> bool:
 # --- the MCP listener (uvicorn 0.31 - 0.54, mcp 2.3) ---------------------------------------
 
 
-def uvicorn_server(config: Any) -> Any:
+def uvicorn_server(config: Config) -> Server:
     """A uvicorn server that runs inside the server's event loop without taking its signals:
     ``Server.serve`` installs SIGINT/SIGTERM handlers (``capture_signals``) and, when it
     returns, re-raises the signals it caught; jupyter_server's own handlers must stay."""
@@ -129,7 +140,7 @@ def uvicorn_server(config: Any) -> Any:
     return LoopServer(config)
 
 
-def mcp_session_open(manager: Any, mcp_session_id: str) -> bool:
+def mcp_session_open(manager: StreamableHTTPSessionManager, mcp_session_id: str) -> bool:
     """Whether the MCP SDK's session manager still serves this MCP session
     (``StreamableHTTPSessionManager._server_instances``): it ends sessions on its own (idle
     timeout, a crash), and an agent listed as connected must be one it still serves."""
@@ -207,7 +218,9 @@ def _end(process: subprocess.Popen, grace: float) -> None:
 # --- a server whose kernels are a gateway's (jupyter_server's GatewayWebSocketConnection) ---
 
 
-def close_gateway_socket_connected_late(connection: Any, fut: Any) -> None:
+def close_gateway_socket_connected_late(
+    connection: GatewayWebSocketConnection, fut: Future
+) -> None:
     """After ``GatewayWebSocketConnection._connection_done``: close the websocket to the
     gateway if its client left while it was connecting.
 

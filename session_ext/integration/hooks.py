@@ -2,8 +2,8 @@
 ActiveSessions, and their execute requests go through the supervisor's queue.
 
 Three hooks, all on jupyter_server's own extension points:
-- a session manager mixin that tells the supervisor when /api/sessions creates, changes or
-  deletes a session;
+- a session manager mixin that tells the mirror (mirror.py) when /api/sessions creates,
+  changes or deletes a session;
 - a kernel websocket connection subclass that hands shell ``execute_request``s to the
   session's queue (everything else, both websocket protocols included, stays stock);
 - a listener on jupyter_server's kernel action events, so JupyterLab's interrupt and restart
@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_client.session import DELIM
 from jupyter_server.gateway.connections import GatewayWebSocketConnection
@@ -31,17 +31,23 @@ from session_ext.integration.gateway_ws import gateway_connection_class
 from session_ext.session.channels import InternalClient
 from session_ext.wire.messages import KernelMessage
 
+if TYPE_CHECKING:
+    from jupyter_server.serverapp import ServerApp
+
+    from session_ext.integration.mirror import JupyterSessions
+    from session_ext.session.session import ActiveSession
+
 log = logging.getLogger(__name__)
 
 KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 HOLD_SECONDS = 10.0  # the longest an execute request waits for the supervisor's attach
-# The supervisor in the tornado settings of the server it belongs to: each hook finds its own
-# server's supervisor (several servers may run in one process, as in tests).
-SETTINGS_KEY = "session_ext_supervisor"
+# The mirror in the tornado settings of the server it belongs to: each hook finds its own
+# server's (several servers may run in one process, as in tests).
+SETTINGS_KEY = "session_ext_jupyter_sessions"
 
 
-def supervisor_in(settings: dict[str, Any] | None) -> Any:
+def jupyter_sessions_in(settings: dict[str, Any] | None) -> JupyterSessions | None:
     return settings.get(SETTINGS_KEY) if settings is not None else None
 
 
@@ -49,28 +55,28 @@ class SupervisedSessionManagerMixin:
     """Mixed into the server's configured SessionManager class (see ``supervised``)."""
 
     @property
-    def supervisor(self) -> Any:
+    def jupyter_sessions(self) -> JupyterSessions | None:
         web_app = getattr(self.parent, "web_app", None)  # the parent is the ServerApp
-        return supervisor_in(web_app.settings if web_app is not None else None)
+        return jupyter_sessions_in(web_app.settings if web_app is not None else None)
 
     async def create_session(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         model = await super().create_session(*args, **kwargs)
-        supervisor = self.supervisor
-        if supervisor is not None:
-            supervisor.mirror_jupyter_session(model)
+        mirror = self.jupyter_sessions
+        if mirror is not None:
+            mirror.mirror(model)
         return model
 
     async def update_session(self, session_id: str, **kwargs: Any) -> None:
         await super().update_session(session_id, **kwargs)
-        supervisor = self.supervisor
-        if supervisor is not None:
-            supervisor.mirror_jupyter_session(await self.get_session(session_id=session_id))
+        mirror = self.jupyter_sessions
+        if mirror is not None:
+            mirror.mirror(await self.get_session(session_id=session_id))
 
     async def delete_session(self, session_id: str) -> None:
         await super().delete_session(session_id)
-        supervisor = self.supervisor
-        if supervisor is not None:
-            supervisor.forget_jupyter_session(session_id)
+        mirror = self.jupyter_sessions
+        if mirror is not None:
+            mirror.forget(session_id)
 
 
 class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
@@ -99,12 +105,12 @@ class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
         super().disconnect()
 
     @property
-    def supervisor(self) -> Any:
+    def jupyter_sessions(self) -> JupyterSessions | None:
         handler = self.websocket_handler
-        return supervisor_in(handler.settings if handler is not None else None)
+        return jupyter_sessions_in(handler.settings if handler is not None else None)
 
     def handle_incoming_message(self, incoming_msg: Any) -> None:
-        if self.supervisor is None or not self.channels:
+        if self.jupyter_sessions is None or not self.channels:
             super().handle_incoming_message(incoming_msg)
             return
         msg = self._execute_request(incoming_msg)
@@ -131,7 +137,7 @@ class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
         return False
 
     def _hold_until_attached(self, incoming_msg: Any, msg: dict[str, Any]) -> bool:
-        attaching = self.supervisor.attaching_to_kernel(self.kernel_id)
+        attaching = self.jupyter_sessions.attaching_to_kernel(self.kernel_id)
         if attaching is None or attaching.done():
             return False
         self._held = [(incoming_msg, msg)]
@@ -144,11 +150,11 @@ class SupervisedWebsocketConnection(ZMQChannelsWebsocketConnection):
         for incoming_msg, msg in held:
             self._queue(incoming_msg, msg)  # (also if it closed meanwhile: the cell runs)
 
-    def _supervised_session(self) -> Any:
-        supervisor = self.supervisor
-        if supervisor is None:
+    def _supervised_session(self) -> ActiveSession | None:
+        mirror = self.jupyter_sessions
+        if mirror is None:
             return None
-        session = supervisor.session_for_kernel(self.kernel_id)
+        session = mirror.session_for_kernel(self.kernel_id)
         return session if session is not None and session.kernel_connected else None
 
     def _execute_request(self, ws_msg: Any) -> dict[str, Any] | None:
@@ -225,7 +231,7 @@ def supervised(base: type, mixin: type, name: str) -> type:
     return type(name, (mixin, base), {})
 
 
-def _configured(serverapp: Any, trait: str, default: type) -> type:
+def _configured(serverapp: ServerApp, trait: str, default: type) -> type:
     """The class the user configured for a ServerApp trait, else the stock one. (At link time
     the trait's own default cannot be read yet: it depends on the gateway config.)"""
     value = serverapp.config.get("ServerApp", {}).get(trait)
@@ -234,7 +240,7 @@ def _configured(serverapp: Any, trait: str, default: type) -> type:
     return import_item(value) if isinstance(value, str) else value
 
 
-def gateway_url(serverapp: Any) -> str | None:
+def gateway_url(serverapp: ServerApp) -> str | None:
     """The kernel gateway the server's kernels run on (``--gateway-url``, ``GatewayClient.url``
     or ``JUPYTER_GATEWAY_URL``), read at link time, before jupyter_server builds its
     GatewayClient from the same two sources."""
@@ -244,7 +250,7 @@ def gateway_url(serverapp: Any) -> str | None:
     return url if isinstance(url, str) and url else None
 
 
-def install(serverapp: Any) -> None:
+def install(serverapp: ServerApp) -> None:
     """At link time (before the server builds its managers): supervise its session manager
     and kernel websocket connections, on top of whatever classes are configured.
 
@@ -279,15 +285,15 @@ def install(serverapp: Any) -> None:
         )
 
 
-def connect(serverapp: Any, supervisor: Any, settings: dict[str, Any]) -> None:
-    """Once the supervisor exists: give the hooks their server's supervisor (through its
-    tornado ``settings``) and listen to its kernel actions."""
-    settings[SETTINGS_KEY] = supervisor
+def connect(serverapp: ServerApp, mirror: JupyterSessions, settings: dict[str, Any]) -> None:
+    """Once the supervisor exists: give the hooks their server's mirror (through its tornado
+    ``settings``) and listen to its kernel actions."""
+    settings[SETTINGS_KEY] = mirror
     if gateway_url(serverapp) is not None:
         return
 
     async def on_kernel_action(logger: Any, schema_id: str, data: dict) -> None:
         if data.get("status") == "success" and data.get("kernel_id"):
-            supervisor.on_kernel_action(data["kernel_id"], data.get("action"))
+            mirror.on_kernel_action(data["kernel_id"], data.get("action"))
 
     serverapp.event_logger.add_listener(schema_id=KERNEL_ACTIONS_SCHEMA, listener=on_kernel_action)

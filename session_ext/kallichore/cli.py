@@ -32,10 +32,10 @@ from jupyter_core.paths import jupyter_runtime_dir
 from traitlets.config import Config
 
 from session_ext._version import __version__
+from session_ext.core.config import LOG_LEVELS
 from session_ext.core.private import open_private
 
 TOKEN_MAX = 64
-LOG_LEVELS = {"trace": "DEBUG", "debug": "DEBUG", "info": "INFO", "warn": "WARN", "error": "ERROR"}
 TRANSPORTS = ("tcp", "socket", "named-pipe")
 DB_SLOTS = 16  # kcserver-<n>.db: one per concurrent server (one per Positron window)
 

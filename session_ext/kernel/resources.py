@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-import time
-
 import psutil
+
+from session_ext.core.clock import now_ms
 
 
 class ResourceSampler:
@@ -40,7 +40,7 @@ class ResourceSampler:
                 "memory_bytes": int(memory),
                 "thread_count": int(threads),
                 "sampling_period_ms": period_ms,
-                "timestamp": int(time.time() * 1000),
+                "timestamp": now_ms(),
             }
         self._processes = seen  # forget processes that have gone
         return result

@@ -20,10 +20,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.stdio import stdio_server
 
 from session_ext._version import __version__
-from session_ext.mcp.server import BRIDGE_HEADERS
+from session_ext.mcp.protocol import BRIDGE_HEADERS, SESSION_ENV, TOKEN_ENV
 
-TOKEN_ENV = "SESSION_EXT_MCP_TOKEN"
-SESSION_ENV = "SESSION_EXT_SESSION_ID"
 log = logging.getLogger("session_ext.mcp.bridge")
 
 

@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 import psutil
@@ -32,18 +32,16 @@ from starlette.routing import Route
 
 from session_ext._version import __version__
 from session_ext.core import internals
+from session_ext.mcp.protocol import BRIDGE_HEADERS, HOST, SESSION_HEADER
 from session_ext.mcp.tools import Tools, tool_list
 from session_ext.mcp.workspaces import JUPYTER_WORKSPACE, Workspace, WorkspaceRegistry
 
+if TYPE_CHECKING:
+    from session_ext.store.database import SessionStore
+    from session_ext.supervisor.registry import Supervisor
+
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
-SESSION_HEADER = "mcp-session-id"
-BRIDGE_HEADERS = {  # what the stdio bridge says about itself
-    "pid": "x-session-ext-bridge-pid",
-    "working_directory": "x-session-ext-bridge-cwd",
-    "session_id": "x-session-ext-session-id",
-}
 PRUNE_SECONDS = 2.0
 INSTRUCTIONS = (
     "Runs code in the user's Jupyter kernel sessions (this workspace's only). list_sessions "
@@ -56,8 +54,8 @@ INSTRUCTIONS = (
 class McpService:
     def __init__(
         self,
-        supervisor: Any,
-        store: Any,
+        supervisor: Supervisor,
+        store: SessionStore,
         *,
         port: int = 0,
         max_output_chars: int = 20000,
@@ -77,7 +75,7 @@ class McpService:
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
         )
-        self._uvicorn: Any = None
+        self._uvicorn: uvicorn.Server | None = None
         self._serving: asyncio.Task | None = None
         self._manager: StreamableHTTPSessionManager | None = None
         self._pruning: asyncio.Task | None = None

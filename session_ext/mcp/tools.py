@@ -5,7 +5,7 @@ queue like anyone else's and is recorded in the history with ``source: "agent"``
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from jsonschema import Draft7Validator
@@ -14,6 +14,10 @@ from session_ext.core.errors import SupervisorError
 from session_ext.mcp.executions import AgentExecution
 from session_ext.mcp.workspaces import JUPYTER_WORKSPACE, Workspace
 from session_ext.store.records import session_model
+
+if TYPE_CHECKING:
+    from session_ext.session.session import ActiveSession
+    from session_ext.supervisor.registry import Supervisor
 
 SESSION_ID = {"type": "string", "description": "The session's id, as list_sessions gives it."}
 DEFAULT_TIMEOUT = 30.0
@@ -151,7 +155,7 @@ def text_result(text: str, structured: Any, is_error: bool = False) -> types.Cal
 
 
 class Tools:
-    def __init__(self, supervisor: Any, max_output_chars: int, max_image_bytes: int):
+    def __init__(self, supervisor: Supervisor, max_output_chars: int, max_image_bytes: int):
         self.supervisor = supervisor
         self.max_output_chars = max_output_chars
         self.max_image_bytes = max_image_bytes
@@ -176,11 +180,11 @@ class Tools:
 
     # --- sessions of a workspace -------------------------------------------------------
 
-    def members(self, workspace: Workspace) -> list[Any]:
+    def members(self, workspace: Workspace) -> list[ActiveSession]:
         return [s for s in self.supervisor.all_sessions() if belongs(s, workspace.id)]
 
-    def session(self, workspace: Workspace, session_id: str) -> Any:
-        session = self.supervisor.sessions.get(session_id)
+    def session(self, workspace: Workspace, session_id: str) -> ActiveSession:
+        session = self.supervisor.find(session_id)
         if session is None or not belongs(session, workspace.id):
             raise ToolError(f"No session {session_id!r} in this workspace (see list_sessions)")
         return session
@@ -202,7 +206,7 @@ class Tools:
     async def start_session(
         self, workspace: Workspace, agent: str | None, session_id: str | None = None, **fields: Any
     ) -> types.CallToolResult:
-        existing = self.supervisor.sessions.get(session_id) if session_id else None
+        existing = self.supervisor.find(session_id) if session_id else None
         if existing is not None:
             session = self.session(workspace, session_id)
             if session.status not in ("uninitialized", "exited"):
@@ -230,6 +234,7 @@ class Tools:
         timeout_seconds: float = DEFAULT_TIMEOUT,
     ) -> types.CallToolResult:
         session = self.session(workspace, session_id)
+        await session.client_messages_released()  # (a restored session being re-attached)
         execution = AgentExecution(session_id, agent, self.max_output_chars, self.max_image_bytes)
         execution.execution_id = session.submit_execution(execution, code, source="agent")
         workspace.remember(session_id, execution)
@@ -309,7 +314,7 @@ class Tools:
         return text_result("\n".join(lines) or "No executions yet", {"entries": entries})
 
 
-def belongs(session: Any, workspace_id: str) -> bool:
+def belongs(session: ActiveSession, workspace_id: str) -> bool:
     """A session's workspace: the one it was created in; jupyter_server's notebooks and
     consoles are the default workspace's."""
     owner = session.spec.workspace_id
@@ -318,7 +323,7 @@ def belongs(session: Any, workspace_id: str) -> bool:
     return owner == workspace_id
 
 
-def summary(session: Any) -> dict[str, Any]:
+def summary(session: ActiveSession) -> dict[str, Any]:
     model = session_model(session, 0)
     return {
         "session_id": model["session_id"],

@@ -22,15 +22,20 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from session_ext.core.clock import now_ms, rfc3339
 from session_ext.core.errors import SupervisorError, bad_request
 from session_ext.core.validation import given
-from session_ext.session.status import rfc3339
+
+if TYPE_CHECKING:
+    from session_ext.mcp.executions import AgentExecution
+    from session_ext.store.database import SessionStore
 
 log = logging.getLogger(__name__)
 
 JUPYTER_WORKSPACE = "jupyter"  # jupyter_server's notebooks and consoles
+RECORD_KIND = "mcp_workspace"  # in the session store (its named records)
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{32,128}")  # "well formed" (else a new one is issued)
 KEEP_EXECUTIONS = 200  # agent executions kept per workspace for get_execution
 KEEP_IMAGES = 4  # of which the newest keep their images
@@ -78,7 +83,7 @@ class Workspace:
         self.clients: dict[str, McpClient] = {}  # MCP session id -> client
         self._client_numbers = 0
         # (session_id, execution_id) -> AgentExecution, newest last
-        self.executions: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self.executions: OrderedDict[tuple[str, str], AgentExecution] = OrderedDict()
 
     @property
     def connected(self) -> bool:
@@ -106,7 +111,7 @@ class Workspace:
         """Tell the workspace's windows what an agent did."""
         if not self.channels:
             return
-        frame = json.dumps({**event, "workspace_id": self.id, "timestamp": int(time.time() * 1000)})
+        frame = json.dumps({**event, "workspace_id": self.id, "timestamp": now_ms()})
         for subscriber in list(self.channels):
             subscriber(frame)
 
@@ -123,7 +128,7 @@ class Workspace:
         if client is not None:
             self.announce({"event": "client_disconnected", "client": client.to_json()})
 
-    def remember(self, session_id: str, execution: Any) -> None:
+    def remember(self, session_id: str, execution: AgentExecution) -> None:
         """Keep an execution for get_execution: the newest KEEP_EXECUTIONS, and the images
         only of the newest KEEP_IMAGES (memory stays bounded by a few image budgets)."""
         self.executions[(session_id, execution.execution_id)] = execution
@@ -134,7 +139,7 @@ class Workspace:
 
 
 class WorkspaceRegistry:
-    def __init__(self, store: Any, secrets_: tuple[str, ...] = ()):
+    def __init__(self, store: SessionStore, secrets_: tuple[str, ...] = ()):
         self.store = store
         self.secrets = secrets_  # the server's token: never a workspace's
         self.workspaces: dict[str, Workspace] = {}
@@ -161,7 +166,7 @@ class WorkspaceRegistry:
         return None
 
     async def restore(self) -> None:
-        for record in await self.store.load_workspaces():
+        for record in await self.store.load_records(RECORD_KIND):
             workspace = Workspace(record["workspace_id"], record["display_name"], record["token"])
             workspace.port = record.get("port") or 0
             self.workspaces[workspace.id] = workspace
@@ -192,7 +197,9 @@ class WorkspaceRegistry:
             return workspace
         else:
             workspace.display_name = display_name
-        await self.store.save_workspace(workspace.id, workspace.record())  # 507 if it cannot
+        await self.store.save_record(
+            RECORD_KIND, workspace.id, workspace.record()
+        )  # 507 if it cannot
         self.workspaces[workspace.id] = workspace
         return workspace
 
@@ -202,7 +209,7 @@ class WorkspaceRegistry:
         if workspace is None:
             workspace = Workspace(workspace_id, display_name, new_token())
             self.workspaces[workspace_id] = workspace
-            self.store.save_workspace(workspace.id, workspace.record())
+            self.store.save_record(RECORD_KIND, workspace.id, workspace.record())
         return workspace
 
     def listening_on(self, port: int) -> None:
@@ -211,11 +218,11 @@ class WorkspaceRegistry:
         for workspace in self.workspaces.values():
             if workspace.port != port:
                 workspace.port = port
-                self.store.save_workspace(workspace.id, workspace.record())
+                self.store.save_record(RECORD_KIND, workspace.id, workspace.record())
 
     async def deregister(self, workspace_id: str) -> Workspace:
         workspace = self.get(workspace_id)
-        await self.store.delete_workspace(workspace_id)
+        await self.store.delete_record(RECORD_KIND, workspace_id)
         del self.workspaces[workspace_id]
         workspace.announce({"event": "workspace_deregistered"})
         return workspace

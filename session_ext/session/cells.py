@@ -14,8 +14,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from session_ext.core.clock import now_ms
 from session_ext.session.outputs import nbformat_output
-from session_ext.session.queue import QueuedRequest, now_ms
+from session_ext.session.queue import QueuedRequest
 from session_ext.wire.messages import KernelMessage
 
 # iopub messages that change a cell's outputs or count (update_display_data is handled

@@ -20,6 +20,7 @@ from session_ext.kernel.server_kernel import ServerKernel
 from session_ext.session.status import CONNECTED_STATUSES
 
 if TYPE_CHECKING:
+    from session_ext.session.channels import WebsocketClient
     from session_ext.session.session import ActiveSession
 
 
@@ -30,6 +31,10 @@ class SessionLifecycle:
         self.router = session.router
         self.lock = asyncio.Lock()  # one start/restart/kill/shutdown at a time
         self._reconnecting: asyncio.Task | None = None  # to jupyter_server's restarted kernel
+        # Durable restore: what clients send while the kernel is being re-attached waits
+        self._held_frames: list[tuple[WebsocketClient, str | bytes]] | None = None
+        self.released = asyncio.Event()
+        self.released.set()
 
     def _refuse_if_running(self) -> None:
         if self.session.is_running:
@@ -223,3 +228,26 @@ class SessionLifecycle:
         for it is recorded as aborted."""
         self.session.set_status("exited", reason)
         self.router.abandon_queue(reason)
+
+    # --- a restored session, re-attached while the server already serves ----------------
+
+    def hold_client_messages(self) -> None:
+        """Until ``release_client_messages``: what clients send (frames, REST and agents'
+        executions) waits for the kernel, in order, instead of being refused — a restored
+        session is `starting` while the server, already serving, re-attaches its kernel."""
+        self._held_frames = []
+        self.released.clear()
+
+    def held(self, client: WebsocketClient, data: str | bytes) -> bool:
+        """Keep a client's frame for later, if messages are held now."""
+        if self._held_frames is None:
+            return False
+        self._held_frames.append((client, data))
+        return True
+
+    def release_client_messages(self) -> None:
+        """Re-attached (or not: then each is answered as for any session not running)."""
+        held, self._held_frames = self._held_frames or [], None
+        self.released.set()
+        for client, data in held:
+            self.session.handle_client_frame(client, data)

@@ -13,17 +13,13 @@ queue is ``held`` (nothing sent) until its kernel is re-attached.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from session_ext.core.clock import now_ms
 from session_ext.core.errors import CONFLICT, SupervisorError
 from session_ext.session.channels import Client, InternalClient
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class QueuedRequest:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from jupyter_client.session import Session
 
+from session_ext.core.clock import now_ms
 from session_ext.core.config import SupervisorConfig
 from session_ext.session.cells import NotebookCells
 from session_ext.session.channels import (
@@ -31,7 +32,7 @@ from session_ext.session.channels import (
 )
 from session_ext.session.durable import DurableGate, RequestStore
 from session_ext.session.history import OUTPUT_TYPES, OutputCollector, history_entry
-from session_ext.session.queue import ExecutionQueue, QueuedRequest, now_ms
+from session_ext.session.queue import ExecutionQueue, QueuedRequest
 from session_ext.wire.messages import (
     KernelMessage,
     kernel_event,

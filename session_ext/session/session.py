@@ -126,6 +126,23 @@ class ActiveSession(StatusMachine):
     def connected(self) -> bool:
         return self.router.connected
 
+    @property
+    def last_activity(self) -> float | None:
+        return self.router.last_activity
+
+    @property
+    def waiting_input(self) -> bool:
+        return self.router.waiting_input
+
+    @property
+    def placement(self) -> dict[str, Any] | None:
+        """Where the kernel runs (provisioning.placement); None without a kernel."""
+        return self.kernel.placement
+
+    def stored_kernel(self) -> dict[str, Any]:
+        """What a later server needs to re-attach the kernel (durable mode)."""
+        return self.kernel.persisted(self.is_running)
+
     # --- status ------------------------------------------------------------------------
 
     def set_status(self, status: str, reason: str) -> None:
@@ -187,6 +204,26 @@ class ActiveSession(StatusMachine):
     def on_interrupted(self) -> None:
         self.router.on_interrupted()
 
+    # --- restored from the store (supervisor/restore.py) ----------------------------------
+
+    def restore(self, history: list[dict[str, Any]], requests: list[QueuedRequest]) -> None:
+        """A later server's copy of this session: its history, and its stored queue, held
+        until the kernel is re-attached (``reattach``) or given up (``abandon_queue``)."""
+        self.router.history.extend(history)
+        self.router.restore_queue(requests)
+
+    def abandon_queue(self, reason: str) -> None:
+        self.router.abandon_queue(reason)
+
+    def hold_client_messages(self) -> None:
+        self.lifecycle.hold_client_messages()
+
+    def release_client_messages(self) -> None:
+        self.lifecycle.release_client_messages()
+
+    async def client_messages_released(self) -> None:
+        await self.lifecycle.released.wait()
+
     def _on_heartbeat(self, alive: bool) -> None:
         if not alive and self.status in ("idle", "busy"):
             self.set_status("offline", "heartbeat timeout")
@@ -206,6 +243,8 @@ class ActiveSession(StatusMachine):
 
     def handle_client_frame(self, client: WebsocketClient, data: str | bytes) -> None:
         """A websocket frame from a client: a Jupyter message for the kernel."""
+        if self.lifecycle.held(client, data):
+            return
         try:
             if self.kernel.msg_session is None:
                 self.require_running()
@@ -220,6 +259,7 @@ class ActiveSession(StatusMachine):
         self.router.send_client_message(client, msg, source)
 
     async def execute(self, request: ExecuteRequest) -> dict[str, Any]:
+        await self.lifecycle.released.wait()
         if not self.is_running:
             raise SupervisorError(
                 409, SESSION_NOT_RUNNING, f"Session {self.session_id!r} is not running"

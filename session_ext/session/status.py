@@ -7,18 +7,11 @@ uninitialized → starting → idle ⇄ busy; offline while the heartbeat is los
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 
-from session_ext.session.queue import now_ms
+from session_ext.core.clock import now_ms
 
 RUNNING_STATUSES = ("starting", "idle", "busy", "offline")
 CONNECTED_STATUSES = ("idle", "busy", "offline")
-
-
-def rfc3339(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class StatusMachine:

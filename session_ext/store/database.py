@@ -13,6 +13,10 @@ In durable mode the execution queue is kept too (``queue``): a request's row is 
 it arrives, marked ``started_at`` before it is sent to the kernel, and deleted in the same
 transaction that adds its history entry, so a restarted server runs exactly the requests that
 had not finished.
+
+The layers above keep their own small documents as named records (``save_record(kind, id,
+record)``, ``load_records(kind)``): MCP workspaces are kind ``mcp_workspace``; the store
+knows no kind's shape.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ except ImportError:  # Windows: no flock; one server per database is then up to 
     fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StoreError(SupervisorError):
@@ -61,11 +65,13 @@ CREATE TABLE IF NOT EXISTS cells (
     session_id TEXT NOT NULL, cell_id TEXT NOT NULL, notebook_uri TEXT, data TEXT NOT NULL,
     PRIMARY KEY (session_id, cell_id)
 );
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL, record_id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, record_id)
+);
 """
-# MCP workspaces (id, display name, token): created when first used
-MCP_WORKSPACES_TABLE = (
-    "CREATE TABLE IF NOT EXISTS mcp_workspaces (workspace_id TEXT PRIMARY KEY, data TEXT NOT NULL)"
-)
+# Schema 1 kept one kind of record (MCP workspaces) in a table of its own: moved once into
+# ``records`` (the kind's name in schema 2), then dropped.
+LEGACY_RECORD_TABLES = {"mcp_workspaces": "mcp_workspace"}
 
 
 class SessionStore:
@@ -95,6 +101,7 @@ class SessionStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
+            _move_legacy_records(db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # a write: is it writable?
         except (OSError, sqlite3.Error) as e:
             if db is not None:
@@ -292,44 +299,43 @@ class SessionStore:
             result.append((json.loads(data), [json.loads(r[0]) for r in reversed(rows)], queued))
         return result
 
-    # --- MCP workspaces (session_ext/mcp/workspaces.py) ---------------------------------
+    # --- named records (a key-value API for the layers above, e.g. MCP workspaces) ------
 
-    def save_workspace(self, workspace_id: str, record: dict[str, Any]) -> asyncio.Future:
+    def save_record(self, kind: str, record_id: str, record: dict[str, Any]) -> asyncio.Future:
+        """Write (or replace) one record of ``kind``; fails with StoreError if it could not
+        be stored."""
         if self.enabled:
-            return self._submit(self._save_workspace, workspace_id, json.dumps(record))
+            return self._submit(self._save_record, kind, record_id, json.dumps(record))
         return self._nothing()
 
-    def _save_workspace(self, workspace_id: str, data: str) -> None:
+    def _save_record(self, kind: str, record_id: str, data: str) -> None:
         db = self._connect()
         with db:
-            db.execute(MCP_WORKSPACES_TABLE)
             db.execute(
-                "INSERT INTO mcp_workspaces (workspace_id, data) VALUES (?, ?) "
-                "ON CONFLICT(workspace_id) DO UPDATE SET data = excluded.data",
-                (workspace_id, data),
+                "INSERT INTO records (kind, record_id, data) VALUES (?, ?, ?) "
+                "ON CONFLICT(kind, record_id) DO UPDATE SET data = excluded.data",
+                (kind, record_id, data),
             )
 
-    def delete_workspace(self, workspace_id: str) -> asyncio.Future:
+    def delete_record(self, kind: str, record_id: str) -> asyncio.Future:
         if self.enabled:
-            return self._submit(self._delete_workspace, workspace_id)
+            return self._submit(self._delete_record, kind, record_id)
         return self._nothing()
 
-    def _delete_workspace(self, workspace_id: str) -> None:
+    def _delete_record(self, kind: str, record_id: str) -> None:
         db = self._connect()
         with db:
-            db.execute(MCP_WORKSPACES_TABLE)
-            db.execute("DELETE FROM mcp_workspaces WHERE workspace_id = ?", (workspace_id,))
+            db.execute("DELETE FROM records WHERE kind = ? AND record_id = ?", (kind, record_id))
 
-    async def load_workspaces(self) -> list[dict[str, Any]]:
+    async def load_records(self, kind: str) -> list[dict[str, Any]]:
+        """Every stored record of ``kind``."""
         if not self.enabled:
             return []
-        return await self._submit(self._load_workspaces)
+        return await self._submit(self._load_records, kind)
 
-    def _load_workspaces(self) -> list[dict[str, Any]]:
-        db = self._connect()
-        with db:
-            db.execute(MCP_WORKSPACES_TABLE)
-        return [json.loads(row[0]) for row in db.execute("SELECT data FROM mcp_workspaces")]
+    def _load_records(self, kind: str) -> list[dict[str, Any]]:
+        rows = self._connect().execute("SELECT data FROM records WHERE kind = ?", (kind,))
+        return [json.loads(data) for (data,) in rows]
 
     async def close(self) -> None:
         if self.enabled:
@@ -343,6 +349,22 @@ class SessionStore:
         if self._lock_fd is not None:  # releases the lock
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _move_legacy_records(db: sqlite3.Connection) -> None:
+    for table, kind in LEGACY_RECORD_TABLES.items():
+        found = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        )
+        if found.fetchone() is None:
+            continue
+        with db:
+            # (table names are ours, from LEGACY_RECORD_TABLES)
+            db.execute(
+                f"INSERT OR IGNORE INTO records (kind, record_id, data) SELECT ?, * FROM {table}",
+                (kind,),
+            )
+            db.execute(f"DROP TABLE {table}")
 
 
 def _make_private(path: str, create: bool) -> None:

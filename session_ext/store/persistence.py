@@ -13,8 +13,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from session_ext.core.clock import now_ms
 from session_ext.session.cells import CellExecution
-from session_ext.session.queue import QueuedRequest, now_ms
+from session_ext.session.queue import QueuedRequest
 from session_ext.session.session import ActiveSession
 from session_ext.store.database import SessionStore
 from session_ext.store.records import request_record, session_record
@@ -23,10 +24,19 @@ CELL_OUTPUT_DELAY = 1.0  # seconds
 
 
 class PendingWrites:
-    def __init__(self, store: SessionStore, sessions: dict[str, ActiveSession], deleting: set[str]):
+    def __init__(
+        self,
+        store: SessionStore,
+        sessions: dict[str, ActiveSession],
+        deleting: set[str],
+        reattaching: set[str] = frozenset(),
+    ):
         self.store = store
         self.sessions = sessions  # the live ones: a removed session's late writes are dropped
         self.deleting = deleting  # a save after its delete would bring the row back
+        # restored sessions whose kernels are not re-attached yet: their stored rows hold
+        # the connection info, which they do not have yet (their saves wait until then)
+        self.reattaching = reattaching
         self._sessions: dict[str, ActiveSession] = {}
         self._history: list[tuple[str, dict[str, Any]]] = []
         # (session, request, queued, started, done): a durable queue's row
@@ -103,12 +113,12 @@ class PendingWrites:
         if requests and batch is not None:
             batch.add_done_callback(lambda f: _requests_stored(f, requests))
         pending, self._sessions = self._sessions, {}
-        writes = [
+        kept = self.deleting | self.reattaching  # their stored rows stay as they are
+        return [
             self.store.save(session_id, session_record(session))
             for session_id, session in pending.items()
-            if session_id in live and session_id not in self.deleting
+            if session_id in live and session_id not in kept
         ]
-        return [w for w in writes if w is not None]
 
     def _flush_cells(self) -> None:
         if self._cells_timer is not None:

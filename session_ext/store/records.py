@@ -5,14 +5,17 @@ kernel: ``ActiveSession.reattach``)."""
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from session_ext.core.clock import rfc3339
 from session_ext.core.config import SupervisorConfig
 from session_ext.core.spec import SessionSpec
 from session_ext.session.cells import NOT_RESTORED
 from session_ext.session.queue import QueuedRequest
 from session_ext.session.session import ActiveSession, SessionListener
-from session_ext.session.status import rfc3339
+
+if TYPE_CHECKING:
+    from jupyter_server.services.kernels.kernelmanager import MappingKernelManager
 
 
 def session_model(session: ActiveSession, pending_limit: int | None = None) -> dict[str, Any]:
@@ -22,20 +25,20 @@ def session_model(session: ActiveSession, pending_limit: int | None = None) -> d
     return {
         "session_id": spec.session_id,
         "argv": spec.argv,
-        "process_id": session.kernel.process_id,
+        "process_id": session.process_id,
         "username": spec.username,
         "display_name": spec.display_name,
         "language": spec.language,
         "interrupt_mode": spec.interrupt_mode,
         "initial_env": session.initial_env,
-        "connected": session.router.connected,
+        "connected": session.connected,
         "started": rfc3339(session.started),
         "session_mode": spec.session_mode,
         "working_directory": session.working_directory,
         "notebook_uri": spec.notebook_uri,
         "input_prompt": spec.input_prompt,
         "continuation_prompt": spec.continuation_prompt,
-        "execution_queue": session.router.queue.to_json(pending_limit),
+        "execution_queue": session.queue.to_json(pending_limit),
         "status": session.status,
         "reason": session.reason,
         "kernel_info": session.kernel_info,
@@ -47,11 +50,11 @@ def session_model(session: ActiveSession, pending_limit: int | None = None) -> d
         "kernel_name": spec.kernel_name,
         "tags": spec.tags,
         "metadata": spec.metadata,
-        "last_activity": rfc3339(session.router.last_activity),
-        "waiting_input": session.router.waiting_input,
+        "last_activity": rfc3339(session.last_activity),
+        "waiting_input": session.waiting_input,
         "exit_code": session.exit_code,
         # not Kallichore's: where the kernel runs (provisioning.placement), null without one
-        "provisioner": session.kernel.placement,
+        "provisioner": session.placement,
     }
 
 
@@ -67,7 +70,7 @@ def session_record(session: ActiveSession) -> dict[str, Any]:
         "working_directory": session.working_directory,
         "initial_env": session.initial_env,
         "kernel_info": session.kernel_info,
-        **session.kernel.persisted(session.is_running),
+        **session.stored_kernel(),
     }
 
 
@@ -95,18 +98,32 @@ def restored_request(row: dict[str, Any]) -> QueuedRequest:
     return request
 
 
+def kernel_left_running(data: dict[str, Any]) -> bool:
+    """Whether a stored session's kernel was left running for a later server to re-attach
+    (durable mode)."""
+    return bool(data.get("connection_info")) and data.get("status") not in (
+        "exited",
+        "uninitialized",
+    )
+
+
 def restored_session(
     data: dict[str, Any],
     history: list[dict[str, Any]],
     queued: list[dict[str, Any]],
     config: SupervisorConfig,
-    kernel_manager: Any,
+    kernel_manager: MappingKernelManager,
     listener: SessionListener,
     cells: list[dict[str, Any]] = (),
 ) -> ActiveSession:
-    """A stored session as it was, its kernel not yet re-attached (so `exited`, unless it
-    had never started), its stored queue held until then."""
-    if data.get("status") == "uninitialized":
+    """A stored session as it was. One whose kernel was left running is `starting`, its
+    stored queue held, until the kernel is re-attached (``ActiveSession.reattach``); any
+    other is `exited` (or `uninitialized` if it had never started), what was queued for its
+    kernel recorded as aborted."""
+    reattach = kernel_left_running(data)
+    if reattach:
+        status = ("starting", "reattach")
+    elif data.get("status") == "uninitialized":
         status = ("uninitialized", data.get("reason") or "created")
     else:
         status = ("exited", data.get("reason") or "server restarted")
@@ -123,10 +140,11 @@ def restored_session(
     session.working_directory = data.get("working_directory") or session.working_directory
     session.initial_env = data.get("initial_env") or {}
     session.kernel_info = data.get("kernel_info") or {}
-    session.router.history.extend(history)
     if session.cells is not None:
         session.cells.restore(list(cells))
-    session.router.restore_queue([restored_request(row) for row in queued])
+    session.restore(history, [restored_request(row) for row in queued])
     if session.cells is not None:
-        session.cells.abort_unfinished(NOT_RESTORED, keep=session.router.queue.__contains__)
+        session.cells.abort_unfinished(NOT_RESTORED, keep=session.queue.__contains__)
+    if queued and not reattach:
+        session.abandon_queue("the kernel had exited")
     return session

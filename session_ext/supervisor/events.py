@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from session_ext.store.records import session_model
+
+if TYPE_CHECKING:
+    from session_ext.session.session import ActiveSession
 
 QUEUE_SUMMARY_LIMIT = 50
 
@@ -21,8 +24,8 @@ Subscriber = Callable[[str], None]
 class EventBus:
     def __init__(self) -> None:
         self._subscribers: set[Subscriber] = set()
-        self._dirty_queue: dict[str, Any] = {}
-        self._dirty_update: dict[str, Any] = {}
+        self._dirty_queue: dict[str, ActiveSession] = {}
+        self._dirty_update: dict[str, ActiveSession] = {}
         self._flush_scheduled = False
 
     def subscribe(self, subscriber: Subscriber, snapshot: list[dict[str, Any]]) -> None:
@@ -40,11 +43,11 @@ class EventBus:
             subscriber(frame)
 
     # Coalesced: the latest state is read when the event is sent.
-    def queue_changed(self, session: Any) -> None:
+    def queue_changed(self, session: ActiveSession) -> None:
         self._dirty_queue[session.session_id] = session
         self._schedule()
 
-    def session_updated(self, session: Any) -> None:
+    def session_updated(self, session: ActiveSession) -> None:
         self._dirty_update[session.session_id] = session
         self._schedule()
 

@@ -7,13 +7,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psutil
 
 from session_ext.core.config import SupervisorConfig
 from session_ext.kernel.resources import ResourceSampler
 from session_ext.supervisor.events import EventBus
+
+if TYPE_CHECKING:
+    from session_ext.session.session import ActiveSession
 
 IDLE_SHUTDOWN_ZERO = 30.0  # seconds: idle_shutdown_hours=0 means "after 30 s idle" (Kallichore)
 
@@ -23,7 +26,9 @@ TICK_SECONDS = 0.25
 
 
 class Housekeeping:
-    def __init__(self, config: SupervisorConfig, sessions: dict[str, Any], events: EventBus):
+    def __init__(
+        self, config: SupervisorConfig, sessions: dict[str, ActiveSession], events: EventBus
+    ):
         self.config = config
         self.sessions = sessions  # the supervisor's registry (read only here)
         self.events = events

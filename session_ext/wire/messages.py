@@ -12,12 +12,12 @@ import base64
 import hmac
 import json
 import uuid
-from datetime import datetime, timezone
 from typing import Any
 
 from jupyter_client.session import DELIM, Session
 
 from session_ext.core import validation
+from session_ext.core.clock import now_iso
 from session_ext.core.errors import bad_request
 
 CLIENT_CHANNELS = ("shell", "control", "stdin")
@@ -113,10 +113,6 @@ class KernelMessage:
 def kernel_event(**fields: Any) -> bytes:
     """A supervisor event frame: ``{"kind": "kernel", <name>: <value>}``."""
     return json.dumps({"kind": "kernel", **fields}).encode()
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def parse_client_frame(data: str | bytes, session: Session) -> dict[str, Any]:

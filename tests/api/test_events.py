@@ -51,18 +51,35 @@ async def test_snapshot_then_live_events(api):
     events.close()
 
 
-async def test_a_burst_of_queue_changes_is_coalesced(api):
+async def test_a_burst_of_queue_changes_is_coalesced(api, tmp_path):
+    """200 requests queued at once behind a running cell: a handful of queue events (one per
+    loop turn that brought requests), the last one with all 200, in order."""
     session_id = await api.started()
     events = await api.ws("events")
     await events.recv()
     ws = await api.channels(session_id)
-    ids = [ws.execute("pass") for _ in range(200)]
-    await ws.reply_to(ids[-1], timeout=60)
-    await ws.idle_of(ids[-1])
+    gate = tmp_path / "go"
+    blocker = ws.execute(
+        f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.05)"
+    )
     await events.until(
+        lambda m: event("queue", session_id)(m) and (m["active"] or {}).get("msg_id") == blocker
+    )
+    before = len(events.received)
+    ids = [ws.execute(f"{i}") for i in range(200)]  # one burst, while the kernel is held up
+    full = await events.until(lambda m: event("queue", session_id)(m) and m["length"] == 200)
+    burst = [m for m in events.received[before:] if event("queue", session_id)(m)]
+    assert len(burst) <= 10, [m["length"] for m in burst]  # not one per request
+    assert [m["length"] for m in burst] == sorted(m["length"] for m in burst)
+    assert full["active"]["msg_id"] == blocker
+    assert [p["code"] for p in full["pending"]] == [f"{i}" for i in range(50)]  # (the first 50)
+    gate.touch()
+    await ws.reply_to(ids[-1], timeout=60)
+    done = await events.until(
         lambda m: event("queue", session_id)(m) and m["length"] == 0 and m["active"] is None
     )
-    queue_events = [m for m in events.received if m.get("event") == "queue"]
-    assert len(queue_events) < 200 * 2  # one per loop turn, not one per change
+    assert done["pending"] == []
+    history = await api.ok("GET", f"sessions/{session_id}/history")
+    assert [h["input"] for h in history[1:]] == [f"{i}" for i in range(200)]  # none lost
     ws.close()
     await api.ok("POST", f"sessions/{session_id}/kill")

@@ -2,8 +2,9 @@
 every path that launches a process (create, start, restart, start after a restore)."""
 
 import pytest
+from jupyter_client.manager import AsyncKernelManager
 
-from ..support.helpers import IPYKERNEL_ARGV, StandaloneServer
+from ..support.helpers import IPYKERNEL_ARGV, StandaloneServer, adopt_body
 
 
 @pytest.fixture
@@ -37,7 +38,9 @@ async def test_argv_given_with_a_kernel_name_must_be_its_argv(api, tmp_path):
     assert not marker.exists()
     # the kernelspec's own argv, given or left out, is fine
     spec_argv = (await api.session(await api.create(kernel_name="python3")))["argv"]
-    await api.create(kernel_name="python3", argv=spec_argv)
+    given = await api.create(kernel_name="python3", argv=spec_argv)
+    assert (await api.session(given))["argv"] == spec_argv
+    assert (await api.ok("GET", "sessions"))["total"] == 2
 
 
 @pytest.mark.parametrize("startup_environment", ["command", "script", "shell"])
@@ -111,7 +114,23 @@ async def test_restart_env_is_checked_and_other_env_is_allowed(api, tmp_path):
 
 
 async def test_an_argv_session_may_still_be_made_for_adoption(api):
-    await api.create(argv=[], display_name="adopted", language="python")
+    """No argv launches nothing: such a session is allowed, and adopts a kernel started
+    elsewhere, which then runs code."""
+    km = AsyncKernelManager(kernel_name="python3")
+    await km.start_kernel()
+    try:
+        session_id = await api.create(argv=[], display_name="adopted", language="python")
+        model = await api.session(session_id)
+        assert model["argv"] == [] and model["status"] == "uninitialized"
+        kernel_info = await api.ok(
+            "PUT", f"sessions/{session_id}/adopt", adopt_body(km), timeout=60
+        )
+        assert kernel_info["language_info"]["name"] == "python"
+        reply = await api.execute(session_id, "import os; os.getpid()")
+        assert reply["data"]["text/plain"] == str(km.provisioner.pid)
+        assert (await api.session(session_id))["status"] == "idle"
+    finally:
+        await km.shutdown_kernel(now=True)
 
 
 def test_a_stored_session_is_checked_when_it_starts_again(tmp_path):

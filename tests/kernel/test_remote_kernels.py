@@ -316,7 +316,7 @@ def test_a_remote_kernel_survives_a_server_restart(server, sshd, how):
     assert alive(pid), "the kernel died with the server"
 
     server.start()
-    after = server.ok("GET", "sessions/durable")
+    after = server.reattached("durable")
     assert after["status"] == "idle" and after["kernel_id"] == before["kernel_id"]
     assert_remote(after, sshd.host)
     assert after["provisioner"]["pid"] == pid

@@ -9,7 +9,7 @@ import psutil
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
-from ..support.helpers import IPYKERNEL_ARGV
+from ..support.helpers import IPYKERNEL_ARGV, adopt_body
 
 KERNELS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "kernels")
 
@@ -332,22 +332,7 @@ async def test_adopt_a_kernel_started_elsewhere(api):
         session_id = await api.create(
             argv=[], display_name="adopted", language="python", interrupt_mode="message"
         )
-        info = km.get_connection_info()
-        info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
-        body = {
-            k: info[k]
-            for k in (
-                "control_port",
-                "shell_port",
-                "stdin_port",
-                "hb_port",
-                "iopub_port",
-                "signature_scheme",
-                "key",
-                "transport",
-                "ip",
-            )
-        }
+        body = adopt_body(km)
         kernel_info = await api.ok("PUT", f"sessions/{session_id}/adopt", body, timeout=60)
         assert kernel_info["language_info"]["name"] == "python"
         model = await api.session(session_id)

@@ -1,12 +1,17 @@
 """The session store: secrets 0600, one server per database, failures that are clear
 (a startup error, or a 507 with nothing changed). Real `jupyter session-ext` processes."""
 
+import json
 import os
 import resource
+import sqlite3
 import stat
 
 import psutil
 import pytest
+
+from session_ext.mcp.workspaces import RECORD_KIND
+from session_ext.store.database import SessionStore
 
 from ..support.helpers import StandaloneServer
 
@@ -124,3 +129,43 @@ def test_a_change_that_cannot_be_stored_is_507_and_not_made(server):
     ]
     server.ok("POST", "shutdown")
     server.proc.wait(30)
+
+
+async def test_named_records_are_kept_per_kind(tmp_path):
+    """The record API the layers above use (MCP workspaces): saved, replaced, deleted, per
+    kind, and there again for a later server."""
+    store = SessionStore(str(tmp_path / "s.db"), history_size=10)
+    store.open()
+    await store.save_record("kind-a", "1", {"v": 1})
+    await store.save_record("kind-a", "1", {"v": 2})  # replaced
+    await store.save_record("kind-a", "2", {"v": 3})
+    await store.save_record("kind-b", "1", {"other": True})
+    await store.delete_record("kind-a", "2")
+    await store.close()
+    later = SessionStore(str(tmp_path / "s.db"), history_size=10)
+    later.open()
+    assert await later.load_records("kind-a") == [{"v": 2}]
+    assert await later.load_records("kind-b") == [{"other": True}]
+    assert await later.load_records("none") == []
+    await later.close()
+
+
+async def test_a_schema_1_database_keeps_its_mcp_workspaces(tmp_path):
+    """Schema 1 kept MCP workspaces in a table of their own: a newer server finds them (their
+    tokens stay valid), as records of the workspaces' kind."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE mcp_workspaces (workspace_id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+    record = {"workspace_id": "w", "display_name": "W", "token": "t" * 43, "port": 0}
+    db.execute("INSERT INTO mcp_workspaces VALUES (?, ?)", ("w", json.dumps(record)))
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    store = SessionStore(str(path), history_size=10)
+    store.open()
+    assert await store.load_records(RECORD_KIND) == [record]
+    await store.close()
+    db = sqlite3.connect(path)
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "mcp_workspaces" not in tables and db.execute("PRAGMA user_version").fetchone() == (2,)
+    db.close()

@@ -97,7 +97,7 @@ async def test_a_long_request_keeps_running_across_a_restart(server):
     channel.close()
 
     server.start()
-    after = server.ok("GET", "sessions/long")
+    after = server.reattached("long")
     assert after["process_id"] == before["process_id"]
     assert after["status"] == "busy" and after["execution_queue"]["length"] == 1
     history = history_of(server, "long", 3)
@@ -171,7 +171,7 @@ def test_sessions_and_kernels_survive_a_server_restart(server, how):
     assert alive(before["process_id"]), "the kernel died with the server"
 
     server.start()
-    after = server.ok("GET", "sessions/durable-1")
+    after = server.reattached("durable-1")
     assert after["status"] == "idle"
     assert after["kernel_id"] == before["kernel_id"] and after["process_id"] == before["process_id"]
     assert after["tags"] == ["keep"] and after["metadata"] == {"k": "v"}
@@ -197,7 +197,7 @@ def test_a_kernel_that_died_while_the_server_was_down_is_exited(server):
     os.kill(before["process_id"], signal.SIGKILL)
     wait_for(lambda: not alive(before["process_id"]))
     server.start()
-    after = server.ok("GET", "sessions/doomed")
+    after = server.reattached("doomed")
     assert after["status"] == "exited" and "server was down" in after["reason"]
     assert after["process_id"] is None
     server.ok("POST", "sessions/doomed/start", timeout=60)  # and it can be started again

@@ -22,8 +22,10 @@ import yaml
 from jupyter_server.utils import url_path_join
 from openapi_schema_validator import OAS30Validator
 
+from session_ext.core import validation
+
 ROOT = Path(__file__).resolve().parents[2]
-OPENAPI_PATH = ROOT / "session_ext" / "openapi.yaml"
+OPENAPI_PATH = Path(validation.OPENAPI_PATH)  # the package's own constant: one path
 # Reference material kept beside the repository on the project's own machines (CI always has
 # it); a plain clone does not, and the tests that need it skip (see ``reference``).
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
@@ -47,6 +49,22 @@ def server_config(**server_app: Any) -> dict:
 
 
 IPYKERNEL_ARGV = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+
+
+def connection_fields() -> list[str]:
+    """The fields of the API's ConnectionInfo, as our OpenAPI document says."""
+    return yaml.safe_load(OPENAPI_PATH.read_text())["components"]["schemas"]["ConnectionInfo"][
+        "required"
+    ]
+
+
+def adopt_body(km: Any) -> dict:
+    """An adopt request's body (ConnectionInfo) for a kernel a KernelManager started."""
+    info = km.get_connection_info()
+    return {
+        k: (info[k].decode() if isinstance(info[k], bytes) else info[k])
+        for k in connection_fields()
+    }
 
 
 def resolve_refs(node: Any, components: dict) -> Any:
@@ -440,6 +458,17 @@ class StandaloneServer:
         code, result = self.call(method, path, body, timeout)
         assert code == 200, (method, path, code, result)
         return result
+
+    def reattached(self, session_id: str, timeout: float = WAIT) -> dict:
+        """The session's model once it has left `starting`: a restarted durable server lists
+        its stored sessions at once and re-attaches their kernels after its handshake."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while (model := self.ok("GET", f"sessions/{session_id}"))["status"] == "starting":
+            assert time.monotonic() < deadline, f"{session_id} still starting: {model['reason']}"
+            time.sleep(0.1)
+        return model
 
     def stop(self, sig: int | None = None, timeout: float = WAIT) -> int:
         import signal as signals

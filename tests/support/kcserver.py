@@ -71,6 +71,7 @@ class HandshakeListener:
 
     def close(self) -> None:
         self.sock.close()
+        self.path.unlink(missing_ok=True)  # (Positron's next launch listens there again)
 
 
 class KcServer:
@@ -103,12 +104,14 @@ class KcServer:
             )
         return self.proc
 
-    def start_like_positron(self, transport: str = "tcp") -> dict:
+    def start_like_positron(self, transport: str = "tcp", timeout: float = WAIT) -> dict:
+        """Launched as Positron launches kcserver; the handshake's payload within
+        ``timeout`` seconds (Positron's own limit is 10)."""
         self.token_file.write_text(f"  {self.token}\n")
         listener = HandshakeListener(self.workdir / "hs")
         try:
             self.launch(positron_argv(listener.path, self.token_file, self.log_file, transport))
-            self.state = listener.payload(self.proc)
+            self.state = listener.payload(self.proc, timeout)
         except AssertionError:
             raise AssertionError(f"no handshake; output: {self.output()[-3000:]}") from None
         finally:
